@@ -1,0 +1,101 @@
+package retry_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jittered/retry"
+)
+
+var benchErr = errors.New("transient")
+
+// BenchmarkBaseline_DirectCall is the op called without a retry loop: the
+// floor that BenchmarkDo_FirstTrySucceeds is compared with.
+func BenchmarkBaseline_DirectCall(b *testing.B) {
+	ctx := context.Background()
+	op := func(context.Context) error { return nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := callDirect(ctx, op); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+//go:noinline
+func callDirect(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
+
+func BenchmarkDo_FirstTrySucceeds(b *testing.B) {
+	p := &retry.Policy{}
+	ctx := context.Background()
+	op := func(context.Context) error { return nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Do(ctx, op); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDoValue_FirstTrySucceeds(b *testing.B) {
+	p := &retry.Policy{}
+	ctx := context.Background()
+	op := func(context.Context) (int, error) { return 1, nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := retry.DoValue(ctx, p, op); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDo_ThreeFailuresZeroDelay(b *testing.B) {
+	p := &retry.Policy{MaxAttempts: 4, Backoff: retry.Constant{}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		err := p.Do(ctx, func(context.Context) error {
+			if n++; n <= 3 {
+				return benchErr
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDo_FirstTrySucceeds_Budget(b *testing.B) {
+	budget, _ := retry.NewBudget(retry.AWSStandardBudget)
+	p := &retry.Policy{Budget: budget}
+	ctx := context.Background()
+	op := func(context.Context) error { return nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.Do(ctx, op)
+	}
+}
+
+// TestSuccessPathAllocatesNothing is the gate behind the benchmark's claim.
+func TestSuccessPathAllocatesNothing(t *testing.T) {
+	ctx := context.Background()
+	budget, _ := retry.NewBudget(retry.AWSStandardBudget)
+	for name, p := range map[string]*retry.Policy{
+		"zero":   {},
+		"full":   {MaxAttempts: 5, Backoff: retry.Exponential{Base: time.Millisecond}, Jitter: retry.DecorrelatedJitter, Classifier: retry.ClassifierFunc(func(error) retry.Decision { return retry.Unknown }), Observer: retry.ObserverFuncs{}},
+		"budget": {Budget: budget},
+	} {
+		op := func(context.Context) error { return nil }
+		if n := testing.AllocsPerRun(1000, func() { _ = p.Do(ctx, op) }); n != 0 {
+			t.Errorf("%s: Do allocates %v times on the success path, want 0", name, n)
+		}
+		vop := func(context.Context) (string, error) { return "ok", nil }
+		if n := testing.AllocsPerRun(1000, func() { _, _ = retry.DoValue(ctx, p, vop) }); n != 0 {
+			t.Errorf("%s: DoValue allocates %v times on the success path, want 0", name, n)
+		}
+	}
+}

@@ -1,0 +1,3 @@
+module github.com/jittered/retry
+
+go 1.26

@@ -1,0 +1,190 @@
+package retry
+
+import (
+	"errors"
+	"time"
+)
+
+// Run is the state of one retried operation, for callers that drive their
+// own loop (a queue consumer, a simulator in virtual time) with exactly the
+// decisions Do makes. Do itself is a Run driven by real timers.
+//
+//	r := p.Start(now)
+//	for {
+//		wait, ok := r.ReserveAt(now, deadline) // adaptive limiter, if any
+//		… wait, attempt …
+//		if err == nil { r.SucceededAt(now); break }
+//		delay, giveUp := r.FailedAt(now, err, deadline)
+//		if giveUp != nil { return giveUp }
+//		… sleep delay …
+//	}
+//
+// A Run is a value owned by one goroutine; it must not be copied after
+// first use.
+type Run struct {
+	p        *Policy
+	start    time.Time
+	attempts int
+	prev     time.Duration
+	waited   time.Duration
+	paid     float64 // budget tokens taken for the retry in flight
+	checked  bool    // Policy validated
+}
+
+// Start begins a Run at now. The zero now is allowed when the Policy has no
+// MaxElapsed, no refilling Budget and no Limiter.
+func (p *Policy) Start(now time.Time) Run {
+	if p == nil {
+		p = &zeroPolicy
+	}
+	r := Run{p: p, start: now}
+	if p.Budget != nil {
+		p.Budget.StartAt(now)
+	}
+	return r
+}
+
+// Attempts returns the number of attempts finished so far.
+func (r *Run) Attempts() int { return r.attempts }
+
+// Waited returns the total delay handed out so far.
+func (r *Run) Waited() time.Duration { return r.waited }
+
+// ReserveAt takes the next attempt's send slot from the Policy's limiter and
+// returns how long to wait before sending; with no limiter it returns 0,
+// true. ok is false, and nothing is taken, when the slot would begin after
+// deadline (zero: none).
+func (r *Run) ReserveAt(now, deadline time.Time) (wait time.Duration, ok bool) {
+	if r.p.Limiter == nil {
+		return 0, true
+	}
+	return r.p.Limiter.ReserveAt(now, deadline)
+}
+
+// SucceededAt records that the attempt answered at now succeeded.
+func (r *Run) SucceededAt(now time.Time) {
+	r.attempts++
+	if l := r.p.Limiter; l != nil {
+		l.UpdateAt(now, false)
+	}
+	if b := r.p.Budget; b != nil {
+		b.SucceededAt(now, r.attempts, r.paid)
+		r.paid = 0
+	}
+}
+
+// FailedAt records that the attempt answered at now failed with err (not
+// nil), and returns either the delay before the next attempt or the error to
+// give up with. deadline (zero: none) is the caller's deadline: a delay
+// ending after it gives up now.
+func (r *Run) FailedAt(now time.Time, err error, deadline time.Time) (time.Duration, *Error) {
+	if err == nil {
+		r.attempts++
+		return 0, r.giveUp(now, ReasonInvalid, nil, errors.New("retry: Run.FailedAt called with a nil error"))
+	}
+	d := Unknown
+	if IsPermanent(err) {
+		d = Stop
+	}
+	return r.failed(now, err, d, KindTransient, deadline)
+}
+
+// failed is FailedAt with the decision precomputed: Unknown means "ask the
+// classifier"; kind is KindTimeout for an attempt that hit its own timeout.
+func (r *Run) failed(now time.Time, err error, d Decision, kind Kind, deadline time.Time) (time.Duration, *Error) {
+	r.attempts++
+	p := r.p
+	permanent := d == Stop && IsPermanent(err)
+	if d == Unknown {
+		d = p.classify(err)
+	}
+	throttled := d == Throttled
+	if l := p.Limiter; l != nil {
+		l.UpdateAt(now, throttled)
+	}
+	switch {
+	case permanent:
+		return 0, r.giveUp(now, ReasonPermanent, err, nil)
+	case d == Stop:
+		return 0, r.giveUp(now, ReasonNotRetryable, err, nil)
+	}
+	if throttled {
+		kind = KindThrottle
+	}
+	b := p.Budget
+	if b != nil {
+		b.FailedAt(now)
+		r.paid = 0 // consumed: this retry failed again
+	}
+	if r.attempts >= p.maxAttempts() {
+		return 0, r.giveUp(now, ReasonMaxAttempts, err, nil)
+	}
+	if !r.checked {
+		if verr := p.Validate(); verr != nil {
+			return 0, r.giveUp(now, ReasonInvalid, err, verr)
+		}
+		r.checked = true
+	}
+	delay := r.delay(err, throttled)
+	if p.MaxElapsed > 0 && !r.start.IsZero() && now.Add(delay).Sub(r.start) > p.MaxElapsed {
+		return 0, r.giveUp(now, ReasonMaxElapsed, err, nil)
+	}
+	if !deadline.IsZero() && now.Add(delay).After(deadline) {
+		return 0, r.giveUp(now, ReasonDeadline, err, nil)
+	}
+	if b != nil {
+		cost, ok := b.AcquireAt(now, kind)
+		if !ok {
+			return 0, r.giveUp(now, ReasonBudget, err, nil)
+		}
+		r.paid = cost
+	}
+	if o := p.Observer; o != nil {
+		o.OnRetry(RetryEvent{Attempt: r.attempts, Err: err, Delay: delay, Throttled: throttled})
+	}
+	r.prev = delay
+	r.waited += delay
+	return delay, nil
+}
+
+// delay computes the next delay: the server's hint if there is one, else the
+// schedule with jitter.
+func (r *Run) delay(err error, throttled bool) time.Duration {
+	p := r.p
+	if h, ok := hint(err); ok {
+		h = min(h, p.maxHint())
+		if s := p.hintSpread(); s > 0 {
+			h += time.Duration(float64(h) * s * p.rand())
+		}
+		return min(h, p.maxHint())
+	}
+	b := p.backoff(throttled)
+	return p.jitter().Apply(JitterInput{
+		Delay: b.Delay(r.attempts),
+		Prev:  r.prev,
+		Base:  b.Delay(1),
+		Cap:   b.Max(),
+	}, p.rand())
+}
+
+// EndAt records that the loop ended at now for a reason other than an
+// attempt's own outcome (the caller's context ended while waiting): any
+// budget tokens held for the pending retry are returned, and the give-up
+// error is built.
+func (r *Run) EndAt(now time.Time, reason Reason, last, cause error) *Error {
+	return r.giveUp(now, reason, last, cause)
+}
+
+func (r *Run) giveUp(now time.Time, reason Reason, last, cause error) *Error {
+	if b := r.p.Budget; b != nil && r.paid > 0 {
+		// The retry we paid for ended in neither a success nor another
+		// retryable failure: return its cost.
+		b.RefundAt(now, r.paid)
+		r.paid = 0
+	}
+	e := &Error{Reason: reason, Attempts: r.attempts, Waited: r.waited, Last: last, Cause: cause}
+	if o := r.p.Observer; o != nil {
+		o.OnGiveUp(e)
+	}
+	return e
+}
