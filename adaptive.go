@@ -76,7 +76,7 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	def(&c.ScaleConstant, 0.4)
 	def(&c.Smooth, 0.8)
 	def(&c.Headroom, 0.05)
-	def(&c.Probe, 0.5)
+	def(&c.Probe, 0.05)
 	if c.Interval == 0 {
 		c.Interval = 100 * time.Millisecond
 	}
@@ -118,8 +118,12 @@ func (c LimiterConfig) Validate() error {
 // the time as an argument, for simulation.
 type AdaptiveLimiter struct {
 	cfg LimiterConfig
+	mu  sync.Mutex
+	limiterState
+}
 
-	mu      sync.Mutex
+// limiterState is everything ResetAt clears.
+type limiterState struct {
 	started bool
 	enabled bool
 	// send bucket
@@ -140,6 +144,11 @@ type AdaptiveLimiter struct {
 	// Goodput state
 	first      time.Time
 	nextUpdate time.Time
+	peak       float64 // accepted rate when last throttled
+	sent       int     // slots used in the current interval
+	issued     uint64  // Goodput line: last ticket issued
+	served     float64 // Goodput line: tickets served so far (virtual)
+	lastServe  time.Time
 	slots      []goodputSlot
 	throttled  bool // a throttle in the current interval
 }
@@ -147,6 +156,7 @@ type AdaptiveLimiter struct {
 type goodputSlot struct {
 	start    time.Time
 	accepted int
+	answered int
 }
 
 // NewAdaptiveLimiter returns a limiter, or an error naming a field out of
@@ -171,7 +181,7 @@ func (l *AdaptiveLimiter) ResetAt(now time.Time) {
 
 func (l *AdaptiveLimiter) resetLocked(now time.Time) {
 	cfg := l.cfg
-	*l = AdaptiveLimiter{cfg: cfg, started: true}
+	l.limiterState = limiterState{started: true}
 	l.lastTxRateBucket = math.Floor(unixSeconds(now))
 	l.lastThrottleTime = now
 	l.first = now
@@ -217,56 +227,131 @@ func (l *AdaptiveLimiter) setRate(now time.Time, r float64) {
 	l.tokens = min(l.tokens, l.capacity)
 }
 
-// ReserveAt takes a send slot for an attempt at now and returns how long to
-// wait before sending. If deadline is not zero and the slot would begin
-// after it, nothing is taken and ok is false: don't wait into a certain
-// failure.
-func (l *AdaptiveLimiter) ReserveAt(now, deadline time.Time) (wait time.Duration, ok bool) {
+// TakeAt asks for a send slot for an attempt at now. It returns how long to
+// wait first and, for the Goodput algorithm, a ticket: a place in line.
+//
+//   - wait == 0: send now.
+//   - wait > 0 and ticket != 0 (Goodput): you hold a place in a FIFO line.
+//     After waiting, call DueAt for what remains (the rate may have changed
+//     meanwhile, in either direction), until it returns 0; then send.
+//   - wait > 0 and ticket == 0 (CUBIC): nothing is held; call TakeAt again
+//     after waiting, as the AWS SDKs poll their token bucket.
+//   - !ok: the slot would begin after deadline (zero: none); nothing is
+//     taken. Don't wait into a certain failure.
+func (l *AdaptiveLimiter) TakeAt(now, deadline time.Time) (wait time.Duration, ticket uint64, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.start(now)
+	if l.cfg.Algorithm == Goodput {
+		l.goodputTick(now)
+	}
 	if !l.enabled {
-		return 0, true
+		return 0, 0, true
+	}
+	if l.cfg.Algorithm == Goodput {
+		return l.takeTicket(now, deadline)
 	}
 	l.refill(now)
-	t := l.tokens - 1
-	if t < 0 {
-		wait = time.Duration(-t / l.rate * float64(time.Second))
+	if l.tokens >= 1 {
+		l.tokens--
+		return 0, 0, true
 	}
+	wait = max(time.Duration((1-l.tokens)/l.rate*float64(time.Second)), 1)
 	if !deadline.IsZero() && now.Add(wait).After(deadline) {
-		return wait, false
+		return wait, 0, false
 	}
-	l.tokens = t
-	return wait, true
+	return wait, 0, true
 }
 
-// CancelAt returns a slot taken by ReserveAt that will not be used.
-func (l *AdaptiveLimiter) CancelAt(now time.Time) {
+// takeTicket issues the next place in line. Places are served at the
+// current rate, with up to Burst seconds of unused rate as credit; since a
+// place's time is computed when it is asked for (DueAt), a rate change
+// applies at once to everyone waiting.
+func (l *AdaptiveLimiter) takeTicket(now, deadline time.Time) (time.Duration, uint64, bool) {
+	l.advance(now)
+	t := l.issued + 1
+	wait := l.due(t)
+	if full := time.Duration((float64(t) - 1 - l.served) / l.rate * float64(time.Second)); !deadline.IsZero() && now.Add(full).After(deadline) {
+		return full, 0, false
+	}
+	l.issued = t
+	if wait <= 0 {
+		l.sent++
+		return 0, 0, true
+	}
+	return wait, t, true
+}
+
+func (l *AdaptiveLimiter) advance(now time.Time) {
+	if now.After(l.lastServe) {
+		if !l.lastServe.IsZero() {
+			l.served += now.Sub(l.lastServe).Seconds() * l.rate
+		}
+		l.lastServe = now
+	}
+	l.served = min(l.served, float64(l.issued)+max(1, l.rate*l.cfg.Burst))
+}
+
+// due is how long ticket t waits at the current rate, but at most one
+// Interval: a holder wakes at least once per rate update, so a rate that
+// rose is used at once.
+func (l *AdaptiveLimiter) due(t uint64) time.Duration {
+	d := (float64(t) - 1 - l.served) / l.rate
+	if d <= 0 {
+		return 0
+	}
+	return min(max(time.Duration(d*float64(time.Second)), 1), l.cfg.Interval)
+}
+
+// DueAt returns how long the holder of ticket (from TakeAt) must still wait
+// at now; 0 means send now.
+func (l *AdaptiveLimiter) DueAt(now time.Time, ticket uint64) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.enabled {
-		l.refill(now)
-		l.tokens = min(l.capacity, l.tokens+1)
+	if !l.enabled || l.cfg.Algorithm != Goodput {
+		return 0
 	}
+	l.goodputTick(now)
+	l.advance(now)
+	w := l.due(ticket)
+	if w == 0 {
+		l.sent++
+	}
+	return w
 }
 
-// Wait waits for a send slot, or returns ctx's error at once if ctx ends
-// first, or false at once if the slot would begin after ctx's deadline.
+// CancelAt gives up a ticket that will not be used. Its place in line
+// passes unused (a gap of 1/rate): the price of O(1) bookkeeping.
+func (l *AdaptiveLimiter) CancelAt(time.Time, uint64) {}
+
+// Wait waits for a send slot. It returns false at once, taking nothing, if
+// the slot would begin after ctx's deadline, and ctx's cause if ctx ends
+// while waiting.
 func (l *AdaptiveLimiter) Wait(ctx context.Context) (ok bool, err error) {
-	now := time.Now()
 	dl, _ := ctx.Deadline()
-	wait, ok := l.ReserveAt(now, dl)
-	if !ok || wait <= 0 {
-		return ok, nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true, nil
-	case <-ctx.Done():
-		l.CancelAt(time.Now())
-		return false, context.Cause(ctx)
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	wait, ticket, ok := l.TakeAt(time.Now(), dl)
+	for {
+		if !ok {
+			return false, nil
+		}
+		if wait <= 0 {
+			return true, nil
+		}
+		if err := sleep(ctx, &t, wait); err != nil {
+			l.CancelAt(time.Now(), ticket)
+			return false, err
+		}
+		if ticket != 0 {
+			wait = l.DueAt(time.Now(), ticket)
+		} else {
+			wait, ticket, ok = l.TakeAt(time.Now(), dl)
+		}
 	}
 }
 
@@ -332,28 +417,57 @@ func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 // --- Goodput ---
 
 func (l *AdaptiveLimiter) goodputUpdate(now time.Time, throttled bool) {
+	l.count(now, !throttled)
 	if throttled {
 		l.throttled = true
 		if !l.enabled {
 			// First throttle: start at the accepted rate so far.
+			// The capacity is unknown yet (peak 0): quiet intervals grow the
+			// rate quickly until a throttled one measures it.
 			l.enabled = true
-			l.setRate(now, l.acceptedRate(now))
+			// Start from what was accepted, or, if the sample is too small
+			// to say (the very first answers were throttles), from β of
+			// what was answered.
+			l.peak = 0
+			acc, ans := l.rates(now)
+			l.setRate(now, max(acc, ans*l.cfg.Beta))
 			l.nextUpdate = now.Add(l.cfg.Interval)
 			l.throttled = false
 		}
-	} else {
-		l.count(now)
 	}
+	l.goodputTick(now)
+}
+
+// goodputTick closes every interval that ended by now. An interval with a
+// throttle sets the rate to (1+Headroom)·accepted, but never raises it and
+// never cuts it below β·rate in one step, and remembers the accepted rate as the capacity seen
+// (peak). A quiet interval grows the rate: quickly (×(1+4·Probe)) back up to
+// the peak, then by Probe to find new capacity. Ticks also run when an
+// attempt asks for a slot, so a rate cut low recovers even when few answers
+// come back.
+func (l *AdaptiveLimiter) goodputTick(now time.Time) {
 	for !now.Before(l.nextUpdate) {
 		if l.enabled {
-			acc := l.acceptedRate(l.nextUpdate)
+			at := l.nextUpdate
+			acc := l.acceptedRate(at)
 			if l.throttled {
-				l.setRate(l.nextUpdate, acc*(1+l.cfg.Headroom))
+				// Never raise the rate on a throttle: the accepted count of a
+				// first throttled interval includes the service's burst.
+				l.peak = min(acc, l.rate)
+				l.setRate(at, max(min(acc*(1+l.cfg.Headroom), l.rate), l.rate*l.cfg.Beta))
+			} else if float64(l.sent) < 0.8*l.rate*l.cfg.Interval.Seconds() && float64(l.issued) <= l.served {
+				// Not limited by us: the quiet says nothing about capacity
+				// (RFC 7661's rule for an application-limited sender).
+			} else if l.peak == 0 {
+				l.setRate(at, l.rate*(1+4*l.cfg.Probe))
+			} else if l.rate < l.peak {
+				l.setRate(at, min(l.peak, l.rate*(1+4*l.cfg.Probe)))
 			} else {
-				l.setRate(l.nextUpdate, max(l.rate, acc)*(1+l.cfg.Probe))
+				l.setRate(at, l.rate*(1+l.cfg.Probe))
 			}
 		}
 		l.throttled = false
+		l.sent = 0
 		l.nextUpdate = l.nextUpdate.Add(l.cfg.Interval)
 		if now.Sub(l.nextUpdate) > l.cfg.Window { // long silence: skip ahead
 			l.nextUpdate = now.Add(l.cfg.Interval)
@@ -361,12 +475,17 @@ func (l *AdaptiveLimiter) goodputUpdate(now time.Time, throttled bool) {
 	}
 }
 
-func (l *AdaptiveLimiter) count(now time.Time) {
+func (l *AdaptiveLimiter) count(now time.Time, accepted bool) {
+	a := 0
+	if accepted {
+		a = 1
+	}
 	n := len(l.slots)
 	if n > 0 && now.Sub(l.slots[n-1].start) < l.cfg.Interval/4 {
-		l.slots[n-1].accepted++
+		l.slots[n-1].accepted += a
+		l.slots[n-1].answered++
 	} else {
-		l.slots = append(l.slots, goodputSlot{start: now, accepted: 1})
+		l.slots = append(l.slots, goodputSlot{start: now, accepted: a, answered: 1})
 	}
 	// drop slots older than the window
 	i := 0
@@ -381,15 +500,21 @@ func (l *AdaptiveLimiter) count(now time.Time) {
 // acceptedRate is the accepted responses per second over the window ending
 // at now (or since the first use, if shorter, but never under Interval).
 func (l *AdaptiveLimiter) acceptedRate(now time.Time) float64 {
-	n := 0
+	acc, _ := l.rates(now)
+	return acc
+}
+
+// rates returns the accepted and the answered responses per second.
+func (l *AdaptiveLimiter) rates(now time.Time) (accepted, answered float64) {
+	n, m := 0, 0
 	for _, s := range l.slots {
 		if now.Sub(s.start) <= l.cfg.Window {
 			n += s.accepted
+			m += s.answered
 		}
 	}
-	span := min(l.cfg.Window, now.Sub(l.first))
-	span = max(span, l.cfg.Interval)
-	return float64(n) / span.Seconds()
+	span := max(min(l.cfg.Window, now.Sub(l.first)), l.cfg.Interval).Seconds()
+	return float64(n) / span, float64(m) / span
 }
 
 // LimiterSet is a keyed set of adaptive limiters — one per table, per host —

@@ -75,18 +75,19 @@ func loop[T any](ctx context.Context, p *Policy, op func(context.Context) (T, er
 			}
 		} else {
 			if p.Limiter != nil {
-				if clocked {
-					now = time.Now()
-				}
 				dl, _ := ctx.Deadline()
-				wait, ok := r.ReserveAt(now, dl)
-				if !ok {
-					stop()
-					return v, r.giveUp(now, ReasonDeadline, err, errors.New("retry: the adaptive limiter's next send slot is after the context deadline (client-side)"))
-				}
-				if wait > 0 {
+				for {
+					now = time.Now()
+					wait, ok := r.ReserveAt(now, dl)
+					if !ok {
+						stop()
+						return v, r.giveUp(now, ReasonDeadline, err, errors.New("retry: the adaptive limiter's next send slot is after the context deadline (client-side)"))
+					}
+					if wait <= 0 {
+						break
+					}
 					if cerr := sleep(ctx, &timer, wait); cerr != nil {
-						p.Limiter.CancelAt(time.Now())
+						r.cancelSlot(time.Now())
 						return v, r.giveUp(time.Now(), ReasonContext, err, cerr)
 					}
 				}

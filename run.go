@@ -29,6 +29,7 @@ type Run struct {
 	waited   time.Duration
 	paid     float64 // budget tokens taken for the retry in flight
 	checked  bool    // Policy validated
+	ticket   uint64  // a place in the limiter's line, not yet due
 }
 
 // Start begins a Run at now. The zero now is allowed when the Policy has no
@@ -50,15 +51,33 @@ func (r *Run) Attempts() int { return r.attempts }
 // Waited returns the total delay handed out so far.
 func (r *Run) Waited() time.Duration { return r.waited }
 
-// ReserveAt takes the next attempt's send slot from the Policy's limiter and
-// returns how long to wait before sending; with no limiter it returns 0,
-// true. ok is false, and nothing is taken, when the slot would begin after
-// deadline (zero: none).
+// ReserveAt asks the Policy's limiter for the next attempt's send slot and
+// returns how long to wait first. Call it until it returns 0, waiting the
+// returned duration in between; then send. With no limiter it returns 0,
+// true at once. ok is false, and nothing is taken, when the slot would begin
+// after deadline (zero: none).
 func (r *Run) ReserveAt(now, deadline time.Time) (wait time.Duration, ok bool) {
-	if r.p.Limiter == nil {
+	l := r.p.Limiter
+	if l == nil {
 		return 0, true
 	}
-	return r.p.Limiter.ReserveAt(now, deadline)
+	if r.ticket != 0 {
+		wait = l.DueAt(now, r.ticket)
+		if wait == 0 {
+			r.ticket = 0
+		}
+		return wait, true
+	}
+	wait, r.ticket, ok = l.TakeAt(now, deadline)
+	return wait, ok
+}
+
+// cancelSlot gives up a place in the limiter's line that will not be used.
+func (r *Run) cancelSlot(now time.Time) {
+	if r.ticket != 0 {
+		r.p.Limiter.CancelAt(now, r.ticket)
+		r.ticket = 0
+	}
 }
 
 // SucceededAt records that the attempt answered at now succeeded.
