@@ -2,6 +2,7 @@ package sim
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,4 +118,24 @@ func BenchmarkThrottleModel(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestModelTable prints the README's table (go test ./internal/sim -run
+// TestModelTable -v) and checks the rows are complete.
+func TestModelTable(t *testing.T) {
+	rows, err := Compare(Strategies(), []int{200, 1000}, 10000, 1000, 100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2*len(Strategies()) {
+		t.Fatalf("%d rows", len(rows))
+	}
+	var b strings.Builder
+	if err := WriteMarkdown(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(b.String(), "\n") != len(rows)+2 {
+		t.Errorf("table:\n%s", b.String())
+	}
+	t.Log("\n" + b.String())
 }
