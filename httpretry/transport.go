@@ -1,0 +1,385 @@
+// Package httpretry retries HTTP requests with a retry.Policy: an
+// http.RoundTripper that follows net/http's replay rules, replays bodies
+// byte-exactly, honours Retry-After and x-amz-retry-after within bounds,
+// treats 429 and 503 as throttles, and drains every discarded response so
+// connections are reused. It uses the standard library only.
+package httpretry
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/jittered/retry"
+)
+
+// DefaultRetryStatuses are the statuses retried by default: 408 Request
+// Timeout, 429 Too Many Requests, 500, 502, 503 and 504. Of these, 429 and
+// 503 are throttles (DefaultThrottleStatuses).
+var DefaultRetryStatuses = []int{
+	http.StatusRequestTimeout, http.StatusTooManyRequests,
+	http.StatusInternalServerError, http.StatusBadGateway,
+	http.StatusServiceUnavailable, http.StatusGatewayTimeout,
+}
+
+// DefaultThrottleStatuses are the statuses that count as throttles: they
+// cost the budget's throttle amount, use the Policy's ThrottleBackoff and
+// lower the adaptive limiter's rate.
+var DefaultThrottleStatuses = []int{http.StatusTooManyRequests, http.StatusServiceUnavailable}
+
+// DefaultDrainLimit is how many bytes of a discarded response body are read
+// before closing it, so that the connection can be reused (64 KiB). Longer
+// bodies are closed unread and their connection is dropped.
+const DefaultDrainLimit = 64 << 10
+
+// Transport is an http.RoundTripper that retries. The zero value retries
+// with the zero retry.Policy over http.DefaultTransport. A Transport is safe
+// for concurrent use and must not be changed after first use.
+type Transport struct {
+	// Next sends each attempt. nil means http.DefaultTransport.
+	Next http.RoundTripper
+	// Policy decides when and how long to wait. nil means the zero Policy.
+	// Its AttemptTimeout bounds each attempt until response headers arrive;
+	// the body of the response returned is then bounded by the request's
+	// own context only.
+	Policy *retry.Policy
+	// Limiters, if set, gives each host its own adaptive limiter (overriding
+	// Policy.Limiter).
+	Limiters *retry.LimiterSet
+
+	// RetryStatuses are the statuses retried; nil means
+	// DefaultRetryStatuses. Other statuses, 4xx among them, are returned.
+	RetryStatuses []int
+	// ThrottleStatuses are the retried statuses that are throttles; nil
+	// means DefaultThrottleStatuses.
+	ThrottleStatuses []int
+
+	// RetryNonIdempotent retries every method. By default only requests
+	// that net/http itself would replay are retried: GET, HEAD, OPTIONS,
+	// TRACE, PUT, DELETE, and any request with an Idempotency-Key or
+	// X-Idempotency-Key header.
+	RetryNonIdempotent bool
+	// BufferBody, if positive, lets a request body without GetBody be
+	// retried by buffering it, up to this many bytes. A longer body is sent
+	// once, unbuffered. 0 means bodies without GetBody are sent once.
+	BufferBody int64
+	// ReturnLastResponse makes a request that runs out of attempts on a
+	// retryable status return that last response, unread, with a nil error
+	// (as go-retryablehttp users expect), instead of an error.
+	ReturnLastResponse bool
+	// DrainLimit is how much of each discarded body is read before closing
+	// it. 0 means DefaultDrainLimit; negative means none.
+	DrainLimit int64
+
+	now func() time.Time // for tests of date hints
+}
+
+// NewClient returns an *http.Client whose Transport retries with p over
+// http.DefaultTransport.
+func NewClient(p *retry.Policy) *http.Client {
+	return &http.Client{Transport: &Transport{Policy: p}}
+}
+
+// StatusError is the error of an attempt answered with a retryable status.
+type StatusError struct {
+	StatusCode int
+	Status     string
+	Method     string
+	URL        string
+	hint       time.Duration
+	hinted     bool
+	throttle   bool
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("httpretry: %s %s: %s", e.Method, e.URL, e.Status)
+}
+
+// RetryAfter returns the server's delay hint, if it sent a valid one.
+func (e *StatusError) RetryAfter() (time.Duration, bool) { return e.hint, e.hinted }
+
+// Throttled reports whether the status is a throttle.
+func (e *StatusError) Throttled() bool { return e.throttle }
+
+// ErrBodyNotReplayable is wrapped by the error of a request that failed
+// retryably but was not retried because its body cannot be sent again.
+var ErrBodyNotReplayable = errors.New("httpretry: not retried: the request body cannot be replayed (it has no GetBody; set Transport.BufferBody to buffer it)")
+
+// ErrNotIdempotent is wrapped by the error of a request that failed
+// retryably but was not retried because its method is not idempotent.
+var ErrNotIdempotent = errors.New("httpretry: not retried: the method is not idempotent and the request has no Idempotency-Key (set Transport.RetryNonIdempotent to retry anyway)")
+
+// IsReplayable reports whether net/http's rule allows sending req again: an
+// idempotent method, or an Idempotency-Key / X-Idempotency-Key header.
+func IsReplayable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	_, a := req.Header["Idempotency-Key"]
+	_, b := req.Header["X-Idempotency-Key"]
+	return a || b
+}
+
+func (t *Transport) next() http.RoundTripper {
+	if t.Next != nil {
+		return t.Next
+	}
+	return http.DefaultTransport
+}
+
+func (t *Transport) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
+}
+
+func (t *Transport) drain(resp *http.Response) {
+	if resp == nil || resp.Body == nil {
+		return
+	}
+	limit := t.DrainLimit
+	if limit == 0 {
+		limit = DefaultDrainLimit
+	}
+	if limit > 0 {
+		_, _ = io.CopyN(io.Discard, resp.Body, limit)
+	}
+	resp.Body.Close()
+}
+
+// RoundTrip sends req, retrying as the Policy says. It never modifies req:
+// each retry is a shallow clone with a fresh body from req.GetBody (or from
+// the buffer). The response returned, if any, is untouched; every other
+// response is drained and closed.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	replayable := t.RetryNonIdempotent || IsReplayable(req)
+	first, getBody, err := t.bodySource(req, replayable)
+	if err != nil {
+		return nil, err
+	}
+	canRetry := replayable && getBody != nil
+
+	policy := t.Policy
+	if policy == nil {
+		policy = &retry.Policy{}
+	}
+	attemptTimeout := policy.AttemptTimeout
+	if attemptTimeout > 0 || t.Limiters != nil || !canRetry {
+		cp := *policy
+		cp.AttemptTimeout = 0 // applied here, to headers only
+		if t.Limiters != nil {
+			cp.Limiter = t.Limiters.Get(req.URL.Host)
+		}
+		if !canRetry {
+			cp.MaxAttempts = 1
+			cp.Budget = nil
+		}
+		policy = &cp
+	}
+
+	var last *http.Response // the last retryable response, kept for ReturnLastResponse
+	attempt := 0
+	resp, err := retry.DoValue(ctx, policy, func(ctx context.Context) (*http.Response, error) {
+		attempt++
+		if last != nil {
+			t.drain(last)
+			last = nil
+		}
+		r := req
+		switch {
+		case attempt > 1:
+			r = req.Clone(ctx)
+			body, err := getBody()
+			if err != nil {
+				return nil, retry.Permanent(fmt.Errorf("httpretry: GetBody: %w", err))
+			}
+			r.Body = body
+		case first != nil:
+			r = req.Clone(ctx)
+			r.Body = first
+		}
+		resp, err := t.send(r, attemptTimeout)
+		if err != nil {
+			return nil, t.classifyErr(err)
+		}
+		if !slices.Contains(t.retryStatuses(), resp.StatusCode) {
+			return resp, nil
+		}
+		serr := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Method: req.Method, URL: redact(req), throttle: slices.Contains(t.throttleStatuses(), resp.StatusCode)}
+		serr.hint, serr.hinted = Hint(resp.Header, t.clock())
+		last = resp
+		return resp, serr
+	})
+	if attempt == 0 {
+		// No attempt was made (context done, or no limiter slot before the
+		// deadline): the body is still ours to close.
+		if first != nil {
+			first.Close()
+		} else if req.Body != nil {
+			req.Body.Close()
+		}
+	}
+	if err == nil {
+		return resp, nil
+	}
+	if last != nil {
+		if t.ReturnLastResponse || !canRetry {
+			// Out of attempts on a retryable status: hand back the response
+			// (or, not retried at all, answer as a plain http.Client would).
+			return last, nil
+		}
+		t.drain(last)
+	}
+	var gave *retry.Error
+	if errors.As(err, &gave) {
+		gave.Unknown = maySent(gave.Last)
+		if !canRetry && gave.Reason == retry.ReasonMaxAttempts {
+			why := ErrNotIdempotent
+			if replayable {
+				why = ErrBodyNotReplayable
+			}
+			return nil, fmt.Errorf("%w: %w", why, err)
+		}
+	}
+	return nil, err
+}
+
+// send makes one attempt; a positive timeout bounds it until the response
+// headers arrive. The returned body cancels the attempt's context on Close.
+func (t *Transport) send(r *http.Request, timeout time.Duration) (*http.Response, error) {
+	if timeout <= 0 {
+		return t.next().RoundTrip(r)
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	timer := time.AfterFunc(timeout, func() { cancel(errAttemptTimeout) })
+	resp, err := t.next().RoundTrip(r.WithContext(ctx))
+	if !timer.Stop() && err != nil && errors.Is(context.Cause(ctx), errAttemptTimeout) {
+		cancel(nil)
+		return nil, fmt.Errorf("%w after %v: %w", errAttemptTimeout, timeout, err)
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: func() { cancel(nil) }}
+	return resp, nil
+}
+
+var errAttemptTimeout = errors.New("httpretry: attempt timed out")
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// classifyErr marks transport errors that will not pass on retry.
+func (t *Transport) classifyErr(err error) error {
+	var (
+		unknownAuth *x509.UnknownAuthorityError
+		hostname    x509.HostnameError
+		invalid     x509.CertificateInvalidError
+		verify      *tls.CertificateVerificationError
+	)
+	switch {
+	case errors.As(err, &unknownAuth), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+		return retry.Permanent(err)
+	}
+	return err
+}
+
+// maySent reports whether a transport error may have come after the request
+// reached the server (so its effect may have happened): anything but a
+// failure to connect.
+func maySent(err error) bool {
+	if err == nil {
+		return false
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errAttemptTimeout) {
+		return true
+	}
+	return true
+}
+
+func (t *Transport) retryStatuses() []int {
+	if t.RetryStatuses != nil {
+		return t.RetryStatuses
+	}
+	return DefaultRetryStatuses
+}
+
+func (t *Transport) throttleStatuses() []int {
+	if t.ThrottleStatuses != nil {
+		return t.ThrottleStatuses
+	}
+	return DefaultThrottleStatuses
+}
+
+// bodySource returns the body of the first attempt, when it is not
+// req.Body itself, and how to get a fresh copy for a retry (nil if none can
+// be had).
+func (t *Transport) bodySource(req *http.Request, replayable bool) (first io.ReadCloser, getBody func() (io.ReadCloser, error), err error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, func() (io.ReadCloser, error) { return http.NoBody, nil }, nil
+	}
+	if req.GetBody != nil {
+		return nil, req.GetBody, nil
+	}
+	if !replayable || t.BufferBody <= 0 {
+		return nil, nil, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(req.Body, t.BufferBody+1))
+	if err != nil {
+		req.Body.Close()
+		return nil, nil, fmt.Errorf("httpretry: reading the request body to buffer it: %w", err)
+	}
+	if int64(len(buf)) > t.BufferBody {
+		// Too long to buffer: sent once, the part read followed by the rest.
+		return readCloser{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}, nil, nil
+	}
+	req.Body.Close()
+	getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	first, _ = getBody()
+	return first, getBody, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// redact returns req's URL without user info or query, for error messages.
+func redact(req *http.Request) string {
+	if req.URL == nil {
+		return ""
+	}
+	u := *req.URL
+	u.User = nil
+	u.RawQuery = ""
+	u.ForceQuery = false
+	return u.String()
+}
