@@ -62,6 +62,12 @@ type Transport struct {
 	// means DefaultThrottleStatuses.
 	ThrottleStatuses []int
 
+	// Classify, if set, is asked about every response before the status
+	// rules: Retry, Throttled or Stop decide; Unknown defers to
+	// RetryStatuses. It may read the body if it puts back an equivalent one
+	// (see PeekBody): a DynamoDB throttle is a 400 whose body says so.
+	Classify func(*http.Response) retry.Decision
+
 	// RetryNonIdempotent retries every method. By default only requests
 	// that net/http itself would replay are retried: GET, HEAD, OPTIONS,
 	// TRACE, PUT, DELETE, and any request with an Idempotency-Key or
@@ -213,10 +219,24 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, t.classifyErr(err)
 		}
-		if !slices.Contains(t.retryStatuses(), resp.StatusCode) {
+		d := retry.Unknown
+		if t.Classify != nil {
+			d = t.Classify(resp)
+		}
+		if d == retry.Unknown {
+			switch {
+			case !slices.Contains(t.retryStatuses(), resp.StatusCode):
+				d = retry.Stop
+			case slices.Contains(t.throttleStatuses(), resp.StatusCode):
+				d = retry.Throttled
+			default:
+				d = retry.Retry
+			}
+		}
+		if d == retry.Stop {
 			return resp, nil
 		}
-		serr := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Method: req.Method, URL: redact(req), throttle: slices.Contains(t.throttleStatuses(), resp.StatusCode)}
+		serr := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Method: req.Method, URL: redact(req), throttle: d == retry.Throttled}
 		serr.hint, serr.hinted = Hint(resp.Header, t.clock())
 		last = resp
 		return resp, serr
@@ -370,6 +390,17 @@ func (t *Transport) bodySource(req *http.Request, replayable bool) (first io.Rea
 type readCloser struct {
 	io.Reader
 	io.Closer
+}
+
+// PeekBody reads up to limit bytes of resp's body and puts back a body that
+// yields the same bytes (what was read, then the rest), for Classify.
+func PeekBody(resp *http.Response, limit int64) ([]byte, error) {
+	if resp.Body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	resp.Body = readCloser{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+	return b, err
 }
 
 // redact returns req's URL without user info or query, for error messages.

@@ -375,3 +375,37 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+func TestClassifyHookSeesBodyAndKeepsIt(t *testing.T) {
+	ddb := func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 400, Status: "400 Bad Request", Header: http.Header{}, Request: r,
+			Body: io.NopCloser(strings.NewReader(`{"__type":"x#ProvisionedThroughputExceededException"}`))}, nil
+	}
+	f := &fakeRT{script: []func(*http.Request) (*http.Response, error){ddb, ddb, status(200)}}
+	var throttles int
+	p := policy(3)
+	p.Observer = retry.ObserverFuncs{Retry: func(e retry.RetryEvent) {
+		if e.Throttled {
+			throttles++
+		}
+	}}
+	tr := &Transport{Next: f, Policy: p, Classify: func(resp *http.Response) retry.Decision {
+		b, _ := PeekBody(resp, 1024)
+		if strings.Contains(string(b), "ThroughputExceeded") {
+			return retry.Throttled
+		}
+		return retry.Unknown
+	}}
+	resp, err := tr.RoundTrip(mustGet())
+	if err != nil || resp.StatusCode != 200 || throttles != 2 {
+		t.Fatalf("resp %v err %v throttles %d", resp, err, throttles)
+	}
+	// A 400 that is not a throttle is returned with its body whole.
+	f = &fakeRT{script: []func(*http.Request) (*http.Response, error){status(400)}}
+	tr.Next = f
+	resp, err = tr.RoundTrip(mustGet())
+	b, _ := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 400 || len(f.bodies) != 1 || !strings.HasSuffix(string(b), "Bad Request") || len(b) < 100 {
+		t.Errorf("plain 400: %v %v %q", resp, err, b)
+	}
+}

@@ -1,0 +1,12 @@
+module github.com/jittered/retry/retrytest
+
+go 1.26.0
+
+require golang.org/x/time v0.16.0
+
+require (
+	github.com/jittered/retry v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
+)
+
+replace github.com/jittered/retry => ../
