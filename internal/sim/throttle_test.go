@@ -120,22 +120,39 @@ func BenchmarkThrottleModel(b *testing.B) {
 	}
 }
 
-// TestModelTable prints the README's table (go test ./internal/sim -run
-// TestModelTable -v) and checks the rows are complete.
-func TestModelTable(t *testing.T) {
-	rows, err := Compare(Strategies(), []int{200, 1000}, 10000, 1000, 100, 1)
+// TestModelTableFormat checks the table writers on a small comparison.
+func TestModelTableFormat(t *testing.T) {
+	rows, err := Compare([]Strategy{strategy(t, "full jitter"), {"recommended", Recommended}}, []int{50}, 2000, 1000, 100, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 2*len(Strategies()) {
-		t.Fatalf("%d rows", len(rows))
-	}
-	var b strings.Builder
-	if err := WriteMarkdown(&b, rows); err != nil {
+	var md, txt strings.Builder
+	if err := WriteMarkdown(&md, rows); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Count(b.String(), "\n") != len(rows)+2 {
-		t.Errorf("table:\n%s", b.String())
+	if err := WriteText(&txt, rows); err != nil {
+		t.Fatal(err)
 	}
-	t.Log("\n" + b.String())
+	if strings.Count(md.String(), "\n") != len(rows)+2 || !strings.Contains(md.String(), "| 50 | recommended |") {
+		t.Errorf("markdown:\n%s", md.String())
+	}
+	if strings.Count(txt.String(), "\n") != len(rows)+1 || !strings.Contains(txt.String(), "recommended") {
+		t.Errorf("text:\n%s", txt.String())
+	}
+}
+
+// BenchmarkModelTable prints the README's full comparison (every strategy,
+// C = 200 and 1000, N = 10,000, seed 1):
+//
+//	go test ./internal/sim -run '^$' -bench ModelTable -benchtime 1x -v
+func BenchmarkModelTable(b *testing.B) {
+	for b.Loop() {
+		rows, err := Compare(Strategies(), []int{200, 1000}, 10000, 1000, 100, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var md strings.Builder
+		WriteMarkdown(&md, rows)
+		b.Log("\n" + md.String())
+	}
 }
