@@ -142,15 +142,16 @@ type limiterState struct {
 	timeWindow       float64
 
 	// Goodput state
-	first      time.Time
-	nextUpdate time.Time
-	peak       float64 // accepted rate when last throttled
-	sent       int     // slots used in the current interval
-	issued     uint64  // Goodput line: last ticket issued
-	served     float64 // Goodput line: tickets served so far (virtual)
-	lastServe  time.Time
-	slots      []goodputSlot
-	throttled  bool // a throttle in the current interval
+	first       time.Time
+	nextUpdate  time.Time
+	peak        float64 // accepted rate when last throttled
+	calibrating bool    // the first interval after the first throttle
+	sent        int     // slots used in the current interval
+	issued      uint64  // Goodput line: last ticket issued
+	served      float64 // Goodput line: tickets served so far (virtual)
+	lastServe   time.Time
+	slots       []goodputSlot
+	throttled   bool // a throttle in the current interval
 }
 
 type goodputSlot struct {
@@ -431,6 +432,10 @@ func (l *AdaptiveLimiter) goodputUpdate(now time.Time, throttled bool) {
 			l.peak = 0
 			acc, ans := l.rates(now)
 			l.setRate(now, max(acc, ans*l.cfg.Beta))
+			// That estimate may rest on a handful of answers (many clients
+			// starting at once, still connecting): the first full interval
+			// calibrates it.
+			l.calibrating = true
 			l.nextUpdate = now.Add(l.cfg.Interval)
 			l.throttled = false
 		}
@@ -450,7 +455,12 @@ func (l *AdaptiveLimiter) goodputTick(now time.Time) {
 		if l.enabled {
 			at := l.nextUpdate
 			acc := l.acceptedRate(at)
-			if l.throttled {
+			if l.calibrating {
+				l.calibrating = false
+				last := l.acceptedSince(at.Add(-l.cfg.Interval), at)
+				l.peak = last
+				l.setRate(at, max(l.rate, last))
+			} else if l.throttled {
 				// Never raise the rate on a throttle: the accepted count of a
 				// first throttled interval includes the service's burst.
 				l.peak = min(acc, l.rate)
@@ -502,6 +512,17 @@ func (l *AdaptiveLimiter) count(now time.Time, accepted bool) {
 func (l *AdaptiveLimiter) acceptedRate(now time.Time) float64 {
 	acc, _ := l.rates(now)
 	return acc
+}
+
+// acceptedSince returns the accepted responses per second in [from, to].
+func (l *AdaptiveLimiter) acceptedSince(from, to time.Time) float64 {
+	n := 0
+	for _, s := range l.slots {
+		if !s.start.Before(from) && !s.start.After(to) {
+			n += s.accepted
+		}
+	}
+	return float64(n) / to.Sub(from).Seconds()
 }
 
 // rates returns the accepted and the answered responses per second.
