@@ -42,6 +42,11 @@ type BudgetConfig struct {
 	Threshold float64
 	// RefillRate adds tokens per second of time passing. 0 means none.
 	RefillRate float64
+	// ExemptThrottles grants retries after throttles without charge: with an
+	// adaptive limiter pacing every attempt, a throttle says "slower", which
+	// the limiter does, not "the service is failing", which a budget guards
+	// against. Other errors are charged as configured.
+	ExemptThrottles bool
 }
 
 // AWSStandardBudget is the AWS SDKs' retry quota after the 2026 update to
@@ -142,6 +147,16 @@ const (
 	KindTimeout               // an attempt that hit its own timeout
 )
 
+func (k Kind) String() string {
+	switch k {
+	case KindThrottle:
+		return "throttle"
+	case KindTimeout:
+		return "timeout"
+	}
+	return "transient"
+}
+
 func (b *Budget) cost(k Kind) float64 {
 	switch k {
 	case KindThrottle:
@@ -174,6 +189,9 @@ func (b *Budget) add(n float64) { b.tokens = min(b.cfg.Capacity, b.tokens+n) }
 // AcquireAt asks for a retry after a failure of kind k. It returns the cost
 // taken and true if the retry is granted; nothing is taken otherwise.
 func (b *Budget) AcquireAt(now time.Time, k Kind) (cost float64, ok bool) {
+	if k == KindThrottle && b.cfg.ExemptThrottles {
+		return 0, true
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.refill(now)

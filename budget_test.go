@@ -316,3 +316,36 @@ func TestBudgetBoundsAmplification(t *testing.T) {
 		}
 	}
 }
+
+func TestBudgetExemptThrottles(t *testing.T) {
+	b := mustBudget(t, retry.BudgetConfig{Capacity: 10, RetryCost: 5, ExemptThrottles: true})
+	for range 100 {
+		if c, ok := b.AcquireAt(at(0), retry.KindThrottle); !ok || c != 0 {
+			t.Fatalf("throttle retry charged %v (ok %v)", c, ok)
+		}
+	}
+	b.AcquireAt(at(0), retry.KindTransient)
+	b.AcquireAt(at(0), retry.KindTransient)
+	if _, ok := b.AcquireAt(at(0), retry.KindTransient); ok {
+		t.Error("transient retries not charged")
+	}
+}
+
+func TestNextDelayAndAttemptLimit(t *testing.T) {
+	p := &retry.Policy{MaxAttempts: 4, Backoff: retry.Exponential{Base: 50 * time.Millisecond}, ThrottleBackoff: retry.Exponential{Base: time.Second}, Rand: func() float64 { return 0.5 }}
+	if d := p.NextDelay(3, false, 0); d != 100*time.Millisecond {
+		t.Errorf("NextDelay(3) = %v, want half of 200ms", d)
+	}
+	if d := p.NextDelay(2, true, 0); d != time.Second {
+		t.Errorf("throttled NextDelay(2) = %v, want half of 2s", d)
+	}
+	if n, ok := p.AttemptLimit(); n != 4 || !ok {
+		t.Errorf("AttemptLimit = %d, %v", n, ok)
+	}
+	if _, ok := (&retry.Policy{MaxAttempts: retry.Unlimited}).AttemptLimit(); ok {
+		t.Error("Unlimited reported a limit")
+	}
+	if n, _ := (&retry.Policy{}).AttemptLimit(); n != 3 {
+		t.Errorf("default AttemptLimit = %d", n)
+	}
+}

@@ -235,3 +235,29 @@ func (p *Policy) String() string {
 	}
 	return s
 }
+
+// AttemptLimit returns the effective maximum number of attempts, and false
+// when the Policy has no limit (MaxAttempts is Unlimited).
+func (p *Policy) AttemptLimit() (n int, limited bool) {
+	if p == nil {
+		p = &zeroPolicy
+	}
+	if p.MaxAttempts < 0 {
+		return 0, false
+	}
+	return p.maxAttempts(), true
+}
+
+// NextDelay returns the delay the Policy would sleep after the n-th failed
+// attempt when no server hint applies: the schedule (ThrottleBackoff after a
+// throttle) with the Policy's jitter, drawing from Rand. prev is the delay
+// slept before the previous attempt (0 if none; DecorrelatedJitter grows
+// from it). It is meant for hosts that own the retry loop, such as the AWS
+// SDK's retry middleware; Do and Run call it internally.
+func (p *Policy) NextDelay(n int, throttled bool, prev time.Duration) time.Duration {
+	if p == nil {
+		p = &zeroPolicy
+	}
+	b := p.backoff(throttled)
+	return p.jitter().Apply(JitterInput{Delay: b.Delay(n), Prev: prev, Base: b.Delay(1), Cap: b.Max()}, p.rand())
+}

@@ -177,13 +177,7 @@ func (r *Run) delay(err error, throttled bool) time.Duration {
 		}
 		return min(h, p.maxHint())
 	}
-	b := p.backoff(throttled)
-	return p.jitter().Apply(JitterInput{
-		Delay: b.Delay(r.attempts),
-		Prev:  r.prev,
-		Base:  b.Delay(1),
-		Cap:   b.Max(),
-	}, p.rand())
+	return p.NextDelay(r.attempts, throttled, r.prev)
 }
 
 // EndAt records that the loop ended at now for a reason other than an

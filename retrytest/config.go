@@ -111,6 +111,12 @@ type Config struct {
 	// gets a 503.
 	Outages []Window
 
+	// PartialBatch is the probability that a DynamoDB BatchWriteItem
+	// request passing every other check is only partly written: half of
+	// each table's requests (rounded up) are forwarded, and the rest come
+	// back as UnprocessedItems, as DynamoDB does under load. Proxy mode only.
+	PartialBatch float64
+
 	// Latency is added to every answer; Jitter adds a uniform random part
 	// in [0, Jitter).
 	Latency, Jitter time.Duration
@@ -155,6 +161,11 @@ func (c Config) validate() error {
 			bad(p.name, p.v, "must be a probability in [0, 1]")
 		}
 		sum += p.v
+	}
+	if math.IsNaN(c.PartialBatch) || c.PartialBatch < 0 || c.PartialBatch > 1 {
+		bad("PartialBatch", c.PartialBatch, "must be a probability in [0, 1]")
+	} else if c.PartialBatch > 0 && c.Upstream == "" {
+		bad("PartialBatch", c.PartialBatch, "needs Upstream (it rewrites the upstream's answer)")
 	}
 	if sum > 1+1e-9 {
 		bad("P500+P502+P503+P504+PReset+PResetAfter", sum, "must be ≤ 1")

@@ -102,7 +102,12 @@ func Start(cfg Config) (*Server, error) {
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(u)
 				pr.Out.Host = pr.In.Host // keep the signed Host (AWS SigV4 signs it)
+				if pr.In.Context().Value(unprocessedKey{}) != nil {
+					// The answer will be rewritten: ask for it uncompressed.
+					pr.Out.Header.Del("Accept-Encoding")
+				}
 			},
+			ModifyResponse: mergeUnprocessed,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				http.Error(w, "retrytest: upstream: "+err.Error(), http.StatusBadGateway)
 			},
@@ -307,6 +312,12 @@ func (s *Server) latency() time.Duration {
 }
 
 func (s *Server) pass(w http.ResponseWriter, r *http.Request, body []byte) {
+	if s.cfg.PartialBatch > 0 && r.Header.Get("X-Amz-Target") == "DynamoDB_20120810.BatchWriteItem" && s.coin() < s.cfg.PartialBatch {
+		if kept, rest, ok := splitBatch(body); ok {
+			body = kept
+			r = r.WithContext(context.WithValue(r.Context(), unprocessedKey{}, rest))
+		}
+	}
 	r.Body = io.NopCloser(bytesReader(body))
 	r.ContentLength = int64(len(body))
 	if s.proxy != nil {
