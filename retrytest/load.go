@@ -39,6 +39,8 @@ type LoadResult struct {
 	Attempts int // requests sent, retries included
 	Failures int // items not written
 	P50, P99 time.Duration
+	// Errors counts the failures by message (at most 10 distinct).
+	Errors map[string]int
 }
 
 type countingRT struct {
@@ -77,6 +79,8 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	}
 
 	var next, done, failed atomic.Int64
+	var errMu sync.Mutex
+	errs := map[string]int{}
 	lat := make([]time.Duration, cfg.Items)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -88,10 +92,15 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 					return
 				}
 				t0 := time.Now()
-				ok := write(ctx, client, method, cfg.URL, i)
+				err := write(ctx, client, method, cfg.URL, i)
 				lat[i] = time.Since(t0)
-				if !ok {
+				if err != nil {
 					failed.Add(1)
+					errMu.Lock()
+					if _, seen := errs[err.Error()]; seen || len(errs) < 10 {
+						errs[err.Error()]++
+					}
+					errMu.Unlock()
 				}
 				d := done.Add(1)
 				if cfg.Progress != nil {
@@ -101,7 +110,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		})
 	}
 	wg.Wait()
-	res := LoadResult{Wall: time.Since(start), Attempts: int(counter.n.Load())}
+	res := LoadResult{Wall: time.Since(start), Attempts: int(counter.n.Load()), Errors: errs}
 	res.Failures = int(failed.Load()) + cfg.Items - int(done.Load())
 	slices.Sort(lat)
 	res.P50, res.P99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
@@ -111,18 +120,21 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	return res, nil
 }
 
-func write(ctx context.Context, c *http.Client, method, url string, i int) bool {
+func write(ctx context.Context, c *http.Client, method, url string, i int) error {
 	body := []byte(fmt.Sprintf(`{"TableName":"items","Item":{"id":{"S":"item-%06d"},"n":{"N":"%d"}}}`, i, i))
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
-		return false
+		return err
 	}
 	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
 	resp, err := c.Do(req)
 	if err != nil {
-		return false
+		return err
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	return nil
 }

@@ -65,6 +65,9 @@ func BenchmarkHTTPLoad(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
+					if res.Failures > 0 {
+						b.Logf("run %d: %d failures: %v", i, res.Failures, res.Errors)
+					}
 					b.ReportMetric(res.Wall.Seconds()/ideal.Seconds(), "wall/ideal")
 					b.ReportMetric(float64(res.Attempts)/items, "attempts/N")
 					b.ReportMetric(float64(res.Failures), "failures")
