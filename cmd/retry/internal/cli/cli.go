@@ -1,0 +1,209 @@
+// Package cli implements the retry command: Main parses the arguments and
+// runs a subcommand with the given standard streams and signals. Nothing
+// here reads os.Args, writes os.Stdout or calls os.Exit, so the whole
+// command is tested in-process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Exit statuses of the retry command itself (a wrapped command's own status
+// is passed through by retry run).
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+	// ExitGaveUpOnTime: retry run stopped because --max-time would be
+	// exceeded or the last attempt hit --attempt-timeout (as timeout(1)).
+	ExitGaveUpOnTime = 124
+	ExitCannotRun    = 126 // the command exists but cannot be executed
+	ExitNotFound     = 127 // the command was not found
+)
+
+// IO is the process's standard streams and its signals.
+type IO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Signals delivers SIGINT, SIGTERM and SIGHUP; nil means none.
+	Signals <-chan os.Signal
+}
+
+// usageError is a bad command line: exit status 2, one line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// exitError carries a specific exit status out of a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+const mainUsage = `retry — retries done right.
+
+Usage:
+  retry run [flags] -- COMMAND [ARGS...]   run COMMAND until it succeeds
+  retry demo [flags]                       compare retry strategies on a real throttled service
+  retry sim brooker|throttle [flags]       virtual-time backoff simulations
+  retry serve [flags]                      a throttling, fault-injecting HTTP service
+  retry version                            print the version
+
+Run "retry COMMAND -h" for the flags and examples of each.
+`
+
+// Main runs the retry command with args (without the program name) and
+// returns its exit status.
+func Main(ctx context.Context, args []string, std IO) int {
+	return (&Program{}).Main(ctx, args, std)
+}
+
+// Program is the retry command with its dependencies; the zero value runs
+// real processes.
+type Program struct {
+	// Runner runs the commands of retry run; nil means real processes.
+	Runner Runner
+}
+
+// Main is the package-level Main with p's dependencies.
+func (p *Program) Main(ctx context.Context, args []string, std IO) int {
+	if std.Stdin == nil {
+		std.Stdin = strings.NewReader("")
+	}
+	if len(args) == 0 {
+		fmt.Fprint(std.Stderr, mainUsage)
+		return ExitUsage
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "run":
+		err = p.run(ctx, rest, std)
+	case "demo":
+		err = demo(ctx, rest, std)
+	case "sim":
+		err = simCmd(ctx, rest, std)
+	case "serve":
+		err = serve(ctx, rest, std)
+	case "version", "--version", "-version":
+		fmt.Fprintln(std.Stdout, "retry", version())
+	case "help", "-h", "--help":
+		fmt.Fprint(std.Stdout, mainUsage)
+	default:
+		err = usagef("unknown command %q (want run, demo, sim, serve or version)", cmd)
+	}
+	return exitCode(err, std.Stderr)
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	var ue usageError
+	var ee exitError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "retry:", strings.ReplaceAll(ue.msg, "\n", "; "))
+		return ExitUsage
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "retry:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "retry:", err)
+	return ExitFailure
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// newFlags returns a flag set whose errors become usage errors naming the
+// flag, and whose -h prints usage (with examples) to stdout.
+func newFlags(name, usage string, std IO) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError)}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // errors are one line (see parse); -h prints help
+	fs.help = func() {
+		fmt.Fprint(std.Stdout, usage)
+		fs.SetOutput(std.Stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// flagSet is a flag.FlagSet with its -h text.
+type flagSet struct {
+	*flag.FlagSet
+	help func()
+}
+
+// parse parses args, turning flag errors into one-line usage errors.
+func parse(fs *flagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.help()
+		}
+		return err
+	}
+	return usagef("%s: %v", fs.Name(), strings.TrimSpace(err.Error()))
+}
+
+// durationValue is a duration flag that also takes plain seconds ("1.5").
+type durationValue struct{ d *time.Duration }
+
+func (v durationValue) String() string {
+	if v.d == nil {
+		return "0s"
+	}
+	return v.d.String()
+}
+
+func (v durationValue) Set(s string) error {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f < 0 || f > 1e9 {
+			return fmt.Errorf("%q: must be between 0 and 1e9 seconds", s)
+		}
+		*v.d = time.Duration(f * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q: not a duration (e.g. 250ms, 1.5s, 2m, or seconds)", s)
+	}
+	if d < 0 {
+		return fmt.Errorf("%q: must not be negative", s)
+	}
+	*v.d = d
+	return nil
+}
+
+func durationFlag(fs *flagSet, name string, def time.Duration, usage string) *time.Duration {
+	d := def
+	fs.Var(durationValue{&d}, name, usage)
+	return &d
+}

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// codeSet is a set of exit statuses written as "1,2,5-10".
+type codeSet struct {
+	ranges [][2]int
+	text   string
+}
+
+func (c *codeSet) String() string { return c.text }
+
+func (c *codeSet) Set(s string) error {
+	var rs [][2]int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := parseCode(lo)
+		if err != nil {
+			return err
+		}
+		b := a
+		if isRange {
+			if b, err = parseCode(hi); err != nil {
+				return err
+			}
+			if b < a {
+				return fmt.Errorf("range %q: the end is below the start", part)
+			}
+		}
+		rs = append(rs, [2]int{a, b})
+	}
+	c.ranges, c.text = rs, s
+	return nil
+}
+
+func parseCode(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 255 {
+		return 0, fmt.Errorf("%q: an exit status is an integer in 0-255 (write lists as 1,2,5-10)", s)
+	}
+	return n, nil
+}
+
+func (c *codeSet) set() bool { return c.ranges != nil }
+
+func (c *codeSet) has(code int) bool {
+	for _, r := range c.ranges {
+		if code >= r[0] && code <= r[1] {
+			return true
+		}
+	}
+	return false
+}

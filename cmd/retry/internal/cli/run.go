@@ -1,0 +1,301 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jittered/retry"
+)
+
+const runUsage = `Usage: retry run [flags] -- COMMAND [ARGS...]
+
+Runs COMMAND; while it fails, waits with capped exponential backoff and
+jitter and runs it again. Standard output and error pass through; standard
+input, when it is not a terminal, is read once and replayed to every
+attempt. SIGINT, SIGTERM and SIGHUP are forwarded to the command's process
+group and stop the retries.
+
+Exit status: the last attempt's; 124 when it gave up on time (--max-time, or
+the last attempt hit --attempt-timeout); 126/127 when COMMAND cannot be run;
+128+N after signal N; 2 on bad usage.
+
+Examples:
+  retry run -- curl -fsS https://example.com/health
+  retry run --attempts 10 --base 500ms --cap 30s -- make flaky-test
+  retry run --retry-on 75,100-110 --max-time 5m -- ./deploy.sh
+  retry run --attempt-timeout 30s --json -- ./slow-probe
+  retry run --dry-run --attempts 6 --jitter equal -- true
+
+Flags:
+`
+
+type runFlags struct {
+	attempts        int
+	base, cap, grace time.Duration
+	maxTime, timeout time.Duration
+	multiplier      float64
+	jitter          string
+	retryOn, stopOn codeSet
+	dryRun, quiet   bool
+	json            bool
+	seed            uint64
+}
+
+// attemptRecord is one line of --json output.
+type attemptRecord struct {
+	Attempt    int     `json:"attempt"`
+	ExitCode   int     `json:"exit_code"`
+	DurationMS float64 `json:"duration_ms"`
+	TimedOut   bool    `json:"timed_out,omitempty"`
+	Signal     string  `json:"signal,omitempty"`
+	NextDelay  *string `json:"next_delay,omitempty"`
+	Final      bool    `json:"final,omitempty"`
+	Reason     string  `json:"reason,omitempty"`
+}
+
+type exitCodeError struct{ o Outcome }
+
+func (e exitCodeError) Error() string {
+	switch {
+	case e.o.TimedOut:
+		return fmt.Sprintf("attempt timed out (exit status %d)", e.o.Code)
+	case e.o.Signal != nil:
+		return fmt.Sprintf("interrupted by %v (exit status %d)", e.o.Signal, e.o.Code)
+	}
+	return fmt.Sprintf("exit status %d", e.o.Code)
+}
+
+func (p *Program) run(ctx context.Context, args []string, std IO) error {
+	var f runFlags
+	fs := newFlags("run", runUsage, std)
+	fs.IntVar(&f.attempts, "attempts", 5, "attempts in all, the first included (0: unlimited)")
+	f.base = 1 * time.Second
+	fs.Var(durationValue{&f.base}, "base", "delay after the first failure")
+	f.cap = time.Minute
+	fs.Var(durationValue{&f.cap}, "cap", "longest delay")
+	fs.Float64Var(&f.multiplier, "multiplier", 2, "growth of the delay per failure (≥ 1)")
+	fs.StringVar(&f.jitter, "jitter", "full", "none, full, equal or decorrelated")
+	fs.Var(durationValue{&f.maxTime}, "max-time", "give up rather than wait past this much time in all (0: none)")
+	fs.Var(durationValue{&f.timeout}, "attempt-timeout", "end an attempt after this long: SIGTERM, then SIGKILL after --grace (0: none)")
+	f.grace = 5 * time.Second
+	fs.Var(durationValue{&f.grace}, "grace", "time between SIGTERM and SIGKILL")
+	fs.Var(&f.retryOn, "retry-on", "retry only these exit statuses (e.g. 1,75,100-110; default: any non-zero)")
+	fs.Var(&f.stopOn, "stop-on", "never retry these exit statuses")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the schedule and exit")
+	fs.BoolVar(&f.quiet, "quiet", false, "print nothing of retry's own")
+	fs.BoolVar(&f.json, "json", false, "one JSON object per attempt on stderr")
+	fs.Uint64Var(&f.seed, "seed", 0, "seed for the jitter (0: random)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	argv := fs.Args()
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	policy, err := f.policy()
+	if err != nil {
+		return err
+	}
+	if f.dryRun {
+		return policy.WriteSchedule(std.Stdout, 0)
+	}
+	if len(argv) == 0 {
+		return usagef("run: no command given (retry run [flags] -- COMMAND [ARGS...])")
+	}
+	stdin, err := replayableStdin(std.Stdin)
+	if err != nil {
+		return exitError{code: ExitFailure, err: err}
+	}
+	runner := p.Runner
+	if runner == nil {
+		runner = execRunner{}
+	}
+
+	// A signal stops the retries: the runner forwards it to the command; the
+	// loop gives up when the attempt ends.
+	sigs := make(chan os.Signal, 4)
+	var stopped os.Signal
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		for {
+			select {
+			case s, ok := <-std.Signals:
+				if !ok {
+					return
+				}
+				sigs <- s
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	var last Outcome
+	var lastStart time.Time
+	emit := func(rec attemptRecord) {
+		if f.json {
+			b, _ := json.Marshal(rec)
+			fmt.Fprintf(std.Stderr, "%s\n", b)
+		}
+	}
+	limit := "∞"
+	if n, ok := policy.AttemptLimit(); ok {
+		limit = fmt.Sprint(n)
+	}
+	policy.Observer = retry.ObserverFuncs{Retry: func(e retry.RetryEvent) {
+		d := e.Delay.Round(time.Millisecond).String()
+		emit(attemptRecord{Attempt: e.Attempt, ExitCode: last.Code, DurationMS: ms(time.Since(lastStart)), TimedOut: last.TimedOut, NextDelay: &d})
+		if !f.quiet && !f.json {
+			what := fmt.Sprintf("exited %d", last.Code)
+			if last.TimedOut {
+				what = fmt.Sprintf("timed out after %v (exit %d)", f.timeout, last.Code)
+			}
+			fmt.Fprintf(std.Stderr, "retry: attempt %d/%s %s; next attempt in %v\n", e.Attempt, limit, what, d)
+		}
+	}}
+
+	err = policy.Do(ctx, func(ctx context.Context) error {
+		var in io.Reader
+		if stdin != nil {
+			in = bytes.NewReader(stdin)
+		}
+		lastStart = time.Now()
+		o, err := runner.Run(ctx, Attempt{Argv: argv, Stdin: in, Stdout: std.Stdout, Stderr: std.Stderr, Timeout: f.timeout, Grace: f.grace, Signals: sigs})
+		last = o
+		switch {
+		case err != nil:
+			return retry.Permanent(err)
+		case o.Signal != nil:
+			stopped = o.Signal
+			cancel(fmt.Errorf("received %v", o.Signal))
+			return retry.Permanent(exitCodeError{o})
+		case o.Code == 0 && !o.TimedOut:
+			return nil
+		case o.TimedOut:
+			return exitCodeError{o} // retryable, whatever the status
+		case f.stopOn.has(o.Code), f.retryOn.set() && !f.retryOn.has(o.Code):
+			return retry.Permanent(exitCodeError{o})
+		}
+		return exitCodeError{o}
+	})
+	var gave *retry.Error
+	reason := ""
+	if errors.As(err, &gave) {
+		reason = gave.Reason.String()
+	}
+	emit(attemptRecord{Attempt: max(1, attemptsOf(err)), ExitCode: last.Code, DurationMS: ms(time.Since(lastStart)), TimedOut: last.TimedOut, Final: true, Reason: reason, Signal: sigName(stopped)})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound):
+		return exitError{code: ExitNotFound, err: fmt.Errorf("%s: %w", argv[0], ErrNotFound)}
+	case errors.Is(err, ErrCannotRun):
+		return exitError{code: ExitCannotRun, err: fmt.Errorf("%s: %w", argv[0], errors.Unwrap(err))}
+	case stopped != nil:
+		if s, ok := stopped.(syscall.Signal); ok {
+			return exitError{code: 128 + int(s)}
+		}
+		return exitError{code: ExitFailure}
+	}
+	var msg error
+	if !f.quiet && !f.json {
+		msg = fmt.Errorf("gave up: %s after %d attempt(s); last exit status %d", reason, attemptsOf(err), last.Code)
+	}
+	if gave != nil && (gave.Reason == retry.ReasonMaxElapsed || gave.Reason == retry.ReasonDeadline || (gave.Reason == retry.ReasonMaxAttempts && last.TimedOut)) {
+		return exitError{code: ExitGaveUpOnTime, err: msg}
+	}
+	return exitError{code: last.Code, err: msg}
+}
+
+func attemptsOf(err error) int {
+	var gave *retry.Error
+	if errors.As(err, &gave) {
+		return gave.Attempts
+	}
+	return 1
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func sigName(s os.Signal) string {
+	if s == nil {
+		return ""
+	}
+	return s.String()
+}
+
+func (f *runFlags) policy() (*retry.Policy, error) {
+	if f.attempts < 0 {
+		return nil, usagef("run: --attempts %d: must be ≥ 0 (0 means unlimited)", f.attempts)
+	}
+	if f.base <= 0 {
+		return nil, usagef("run: --base %v: must be > 0", f.base)
+	}
+	if f.cap < f.base {
+		return nil, usagef("run: --cap %v: must be ≥ --base (%v)", f.cap, f.base)
+	}
+	if !(f.multiplier >= 1) || f.multiplier > 1e6 {
+		return nil, usagef("run: --multiplier %v: must be between 1 and 1e6", f.multiplier)
+	}
+	var j retry.Jitter
+	switch strings.ToLower(f.jitter) {
+	case "none":
+		j = retry.NoJitter
+	case "full":
+		j = retry.FullJitter
+	case "equal":
+		j = retry.EqualJitter
+	case "decorrelated":
+		j = retry.DecorrelatedJitter
+	default:
+		return nil, usagef("run: --jitter %q: must be none, full, equal or decorrelated", f.jitter)
+	}
+	p := &retry.Policy{
+		MaxAttempts: f.attempts,
+		Backoff:     retry.Exponential{Base: f.base, Multiplier: f.multiplier, Cap: f.cap},
+		Jitter:      j,
+		MaxElapsed:  f.maxTime,
+	}
+	if f.attempts == 0 {
+		p.MaxAttempts = retry.Unlimited
+	}
+	if f.seed != 0 {
+		p.Rand = retry.NewRand(f.seed)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, usagef("run: %v", err)
+	}
+	return p, nil
+}
+
+// maxStdin bounds the standard input kept for replay.
+const maxStdin = 64 << 20
+
+// replayableStdin reads stdin once for replay, unless it is a terminal
+// (then the command gets /dev/null: it runs in its own process group and
+// could not read the terminal anyway).
+func replayableStdin(r io.Reader) ([]byte, error) {
+	if f, ok := r.(*os.File); ok {
+		st, err := f.Stat()
+		if err != nil || st.Mode()&os.ModeCharDevice != 0 {
+			return nil, nil
+		}
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxStdin+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading standard input: %w", err)
+	}
+	if len(b) > maxStdin {
+		return nil, fmt.Errorf("standard input is over %d MiB: too large to replay to every attempt", maxStdin>>20)
+	}
+	return b, nil
+}

@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// Attempt is one run of the wrapped command.
+type Attempt struct {
+	Argv           []string
+	Stdin          io.Reader // nil: /dev/null
+	Stdout, Stderr io.Writer
+	// Timeout, if positive, ends the attempt: SIGTERM to the command's
+	// whole process group, then SIGKILL after Grace.
+	Timeout, Grace time.Duration
+	// Signals received meanwhile are forwarded to the process group (and
+	// SIGKILL follows after Grace if it is still running).
+	Signals <-chan os.Signal
+}
+
+// Outcome is how an attempt ended.
+type Outcome struct {
+	Code     int       // exit status; 128+n when killed by signal n
+	TimedOut bool      // ended by Attempt.Timeout
+	Signal   os.Signal // a signal received and forwarded, if any
+}
+
+// Runner runs attempts. The real one starts processes; tests inject fakes.
+type Runner interface {
+	Run(ctx context.Context, a Attempt) (Outcome, error)
+}
+
+// ErrNotFound and ErrCannotRun are returned by a Runner when the command
+// cannot be started.
+var (
+	ErrNotFound  = errors.New("command not found")
+	ErrCannotRun = errors.New("command cannot be executed")
+)
+
+type execRunner struct{}
+
+func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
+	path, err := exec.LookPath(a.Argv[0])
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return Outcome{Code: ExitNotFound}, errors.Join(ErrNotFound, err)
+		}
+		return Outcome{Code: ExitCannotRun}, errors.Join(ErrCannotRun, err)
+	}
+	cmd := exec.Command(path, a.Argv[1:]...)
+	cmd.Args[0] = a.Argv[0]
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = a.Stdin, a.Stdout, a.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return Outcome{Code: ExitCannotRun}, errors.Join(ErrCannotRun, err)
+	}
+	pgid := cmd.Process.Pid
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }() // always reaped: no zombies
+
+	var out Outcome
+	var timeout, kill <-chan time.Time
+	if a.Timeout > 0 {
+		t := time.NewTimer(a.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	grace := a.Grace
+	if grace <= 0 {
+		grace = 5 * time.Second
+	}
+	startKill := func() {
+		if kill == nil {
+			kill = time.After(grace)
+		}
+	}
+	ctxDone := ctx.Done()
+	for {
+		select {
+		case err := <-done:
+			out.Code = exitStatus(cmd.ProcessState, err)
+			// The leader is gone; make sure no member of its group lingers
+			// after a timeout or a forwarded signal.
+			if out.TimedOut || out.Signal != nil {
+				syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+			return out, nil
+		case <-timeout:
+			out.TimedOut = true
+			timeout = nil
+			syscall.Kill(-pgid, syscall.SIGTERM)
+			startKill()
+		case s := <-a.Signals:
+			out.Signal = s
+			if sig, ok := s.(syscall.Signal); ok {
+				syscall.Kill(-pgid, sig)
+			}
+			startKill()
+		case <-ctxDone:
+			ctxDone = nil
+			syscall.Kill(-pgid, syscall.SIGTERM)
+			startKill()
+		case <-kill:
+			syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	}
+}
+
+func exitStatus(ps *os.ProcessState, err error) int {
+	if ps == nil {
+		return ExitFailure
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}

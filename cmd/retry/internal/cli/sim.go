@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/jittered/retry/internal/sim"
+)
+
+const simUsage = `Usage: retry sim brooker|throttle [flags]
+
+Virtual-time simulations, deterministic for a --seed. Each prints a table
+and writes a chart (PNG and SVG).
+
+  brooker   the model of the AWS Architecture Blog post "Exponential Backoff
+            And Jitter" (2015): clients racing to update one versioned row;
+            write calls and completion time against the number of clients,
+            for no backoff, exponential, full, equal and decorrelated
+            jitter, plus full jitter with a retry budget.
+  throttle  C writers pushing N items to a service of R writes/s: wall time
+            and attempts for the naive loop, jittered backoff, a budget, the
+            AWS SDK's adaptive mode and the recommended setup.
+
+Examples:
+  retry sim brooker --trials 100 --out docs/brooker
+  retry sim throttle --clients 200,1000 --items 10000 --rate 1000
+
+Flags:
+`
+
+func simCmd(ctx context.Context, args []string, std IO) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprint(std.Stdout, simUsage)
+			return nil
+		}
+		return usagef("sim: name a simulation: brooker or throttle")
+	}
+	switch args[0] {
+	case "brooker":
+		return simBrooker(ctx, args[1:], std)
+	case "throttle":
+		return simThrottle(ctx, args[1:], std)
+	}
+	return usagef("sim: unknown simulation %q (want brooker or throttle)", args[0])
+}
+
+func simBrooker(ctx context.Context, args []string, std IO) error {
+	fs := newFlags("sim brooker", simUsage, std)
+	minC := fs.Int("min-clients", 10, "fewest clients")
+	maxC := fs.Int("max-clients", 190, "most clients")
+	step := fs.Int("step", 10, "clients step")
+	trials := fs.Int("trials", 100, "runs averaged per point (100 in the post)")
+	seed := fs.Uint64("seed", 1, "seed")
+	base := durationFlag(fs, "base", 5*time.Millisecond, "base delay (5ms in the post)")
+	limit := durationFlag(fs, "cap", 2*time.Second, "cap (2s in the post)")
+	out := fs.String("out", "brooker", "chart path without extension (.png and .svg are written); empty: no chart")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *minC < 1 || *maxC < *minC || *step < 1 || *trials < 1 {
+		return usagef("sim brooker: need 1 ≤ --min-clients ≤ --max-clients, --step ≥ 1 and --trials ≥ 1")
+	}
+	if *base <= 0 || *limit < *base {
+		return usagef("sim brooker: need 0 < --base ≤ --cap")
+	}
+	strategies := sim.BrookerStrategies(*base, *limit)
+	calls := make([]series, len(strategies))
+	times := make([]series, len(strategies))
+	tw := tabwriter.NewWriter(std.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "clients\t")
+	for _, s := range strategies {
+		fmt.Fprintf(tw, "%s calls\t%s time\t", s.Name, s.Name)
+	}
+	fmt.Fprintln(tw)
+	for c := *minC; c <= *maxC; c += *step {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%d\t", c)
+		for i, s := range strategies {
+			r, err := sim.Brooker(sim.BrookerConfig{Clients: c, Trials: *trials, Base: *base, Cap: *limit, Seed: *seed}, s)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "%.0f\t%v\t", r.Calls, r.Time.Round(time.Millisecond))
+			calls[i].Name, times[i].Name = s.Name, s.Name
+			calls[i].XY = append(calls[i].XY, plotter.XY{X: float64(c), Y: r.Calls})
+			times[i].XY = append(times[i].XY, plotter.XY{X: float64(c), Y: r.Time.Seconds() * 1000})
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return chartOut(std.Stdout, *out, []panel{
+		{Title: "Work: write calls (mean of runs)", X: "clients", Y: "calls", Lines: calls},
+		{Title: "Completion time (mean of runs)", X: "clients", Y: "time (ms)", Lines: times},
+	})
+}
+
+func chartOut(w io.Writer, out string, panels []panel) error {
+	if out == "" {
+		return nil
+	}
+	paths, err := writeChart(out, panels, vg.Points(720))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "chart: %s\n", strings.Join(paths, ", "))
+	return nil
+}
+
+func simThrottle(ctx context.Context, args []string, std IO) error {
+	fs := newFlags("sim throttle", simUsage, std)
+	clients := fs.String("clients", "200,1000", "client counts, comma-separated")
+	items := fs.Int("items", 10000, "items to write (N)")
+	rate := fs.Float64("rate", 1000, "service capacity, writes/s (R)")
+	burst := fs.Float64("burst", 100, "service burst")
+	seed := fs.Uint64("seed", 1, "seed")
+	out := fs.String("out", "throttle", "chart path without extension; empty: no chart")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cs, err := intList(*clients)
+	if err != nil {
+		return usagef("sim throttle: --clients %q: %v", *clients, err)
+	}
+	if *items < 1 || !(*rate > 0) || *burst < 0 {
+		return usagef("sim throttle: need --items ≥ 1, --rate > 0 and --burst ≥ 0")
+	}
+	rows, err := sim.Compare(sim.Strategies(), cs, *items, *rate, *burst, *seed)
+	if err != nil {
+		return err
+	}
+	if err := sim.WriteText(std.Stdout, rows); err != nil {
+		return err
+	}
+	var panels []panel
+	for _, c := range cs {
+		pn := panel{Title: fmt.Sprintf("Accepted writes per 100 ms, C = %d (capacity %.0f)", c, *rate/10), X: "time (s)", Y: "accepted / 100 ms"}
+		for _, r := range rows {
+			if r.Clients != c {
+				continue
+			}
+			var xy plotter.XYs
+			for i, n := range r.Result.Accepted {
+				xy = append(xy, plotter.XY{X: float64(i) / 10, Y: float64(n)})
+			}
+			pn.Lines = append(pn.Lines, series{Name: r.Strategy, XY: xy})
+		}
+		panels = append(panels, pn)
+	}
+	return chartOut(std.Stdout, *out, panels)
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimSpace(p), "%d", &n); err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "retry-bin")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "retry")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func retry(t *testing.T, stdin string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdin = strings.NewReader(stdin)
+	return cmd, &out, &errb
+}
+
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if err == nil {
+		return 0
+	}
+	if !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return ee.ExitCode()
+}
+
+func TestBinaryExitCodePropagation(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"run", "--attempts", "2", "--base", "10ms", "--", "sh", "-c", "exit 7"}, 7},
+		{[]string{"run", "--attempts", "2", "--base", "10ms", "--", "true"}, 0},
+		{[]string{"run", "--attempts", "1", "--", "/nonexistent/command"}, 127},
+		{[]string{"run", "--attempts", "1", "--", "sh", "-c", "kill -KILL $$"}, 128 + 9},
+		{[]string{"run", "--nope"}, 2},
+	} {
+		cmd, _, errb := retry(t, "", c.args...)
+		if got := exitCode(t, cmd.Run()); got != c.want {
+			t.Errorf("%v: exit %d, want %d; stderr %s", c.args, got, c.want, errb)
+		}
+	}
+}
+
+func TestBinaryStdinReplay(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "seen")
+	script := `cat >> "$1"; [ "$(wc -c < "$1")" -ge 15 ]`
+	cmd, _, errb := retry(t, "hello", "run", "--attempts", "5", "--base", "1ms", "--", "sh", "-c", script, "sh", f)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v: %s", err, errb)
+	}
+	if b, _ := os.ReadFile(f); string(b) != "hellohellohello" {
+		t.Errorf("the command saw %q over its attempts, want hello three times", b)
+	}
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func readPid(t *testing.T, path string) int {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(path)
+		if err == nil && strings.HasSuffix(string(b), "\n") {
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err == nil {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no pid in %s", path)
+	return 0
+}
+
+// TestBinarySIGTERMForwarded: SIGTERM to retry reaches the command's process
+// group (the command's trap runs) and retry exits at once, without retrying.
+func TestBinarySIGTERMForwarded(t *testing.T) {
+	dir := t.TempDir()
+	pidf, mark := filepath.Join(dir, "pid"), filepath.Join(dir, "trapped")
+	script := `trap 'echo got >> "$2"; exit 42' TERM; sleep 30 & echo $! > "$1"; wait`
+	cmd, _, errb := retry(t, "", "run", "--attempts", "5", "--base", "10ms", "--", "sh", "-c", script, "sh", pidf, mark)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sleeper := readPid(t, pidf)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	code := exitCode(t, cmd.Wait())
+	if code != 143 || time.Since(start) > 3*time.Second {
+		t.Errorf("exit %d after %v, want 143 promptly; stderr %s", code, time.Since(start), errb)
+	}
+	if b, _ := os.ReadFile(mark); string(b) != "got\n" {
+		t.Errorf("the command's TERM trap ran %q times, want once (no retry after the signal)", b)
+	}
+	waitGone(t, sleeper)
+}
+
+// TestBinaryAttemptTimeoutKillsGroup: a command that ignores SIGTERM is
+// killed after the grace period, with its whole process group.
+func TestBinaryAttemptTimeoutKillsGroup(t *testing.T) {
+	dir := t.TempDir()
+	pidf := filepath.Join(dir, "pid")
+	script := `trap '' TERM; sleep 30 & echo $! > "$1"; while :; do sleep 0.05; done`
+	cmd, _, errb := retry(t, "", "run", "--attempts", "1", "--attempt-timeout", "300ms", "--grace", "200ms", "--", "sh", "-c", script, "sh", pidf)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sleeper := readPid(t, pidf)
+	code := exitCode(t, cmd.Wait())
+	if code != 124 || time.Since(start) > 3*time.Second {
+		t.Errorf("exit %d after %v, want 124 within the timeout plus grace; stderr %s", code, time.Since(start), errb)
+	}
+	waitGone(t, sleeper)
+}
+
+// waitGone checks a process of the command's group is gone (killed, and
+// reaped by init: no zombie left behind).
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if !alive(pid) {
+			return
+		}
+		if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && strings.Contains(string(st), ") Z ") {
+			continue // a zombie waiting for its reaper
+		}
+	}
+	t.Errorf("process %d of the command's group still exists", pid)
+}
+
+// TestBinaryNoZombies: after retry runs a failing command several times,
+// none of its children is left unreaped.
+func TestBinaryNoZombies(t *testing.T) {
+	cmd, _, _ := retry(t, "", "run", "--attempts", "4", "--base", "1ms", "--", "sh", "-c", "exit 1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	var zombies []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-time.After(2 * time.Millisecond):
+			}
+			ents, _ := os.ReadDir("/proc")
+			for _, e := range ents {
+				st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+				if err != nil {
+					continue
+				}
+				f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+				if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(pid) {
+					zombies = append(zombies, e.Name())
+				}
+			}
+			if !alive(pid) {
+				return
+			}
+		}
+	}()
+	code := exitCode(t, cmd.Wait())
+	<-done
+	if code != 1 {
+		t.Errorf("exit %d", code)
+	}
+	// A child is a zombie for the instant between its exit and the Wait;
+	// one that stays past retry's next attempt would show up repeatedly.
+	counts := map[string]int{}
+	for _, z := range zombies {
+		counts[z]++
+	}
+	for z, n := range counts {
+		if n > 20 {
+			t.Errorf("child %s stayed a zombie (seen %d times)", z, n)
+		}
+	}
+}
