@@ -457,8 +457,9 @@ func (l *AdaptiveLimiter) goodputTick(now time.Time) {
 			acc := l.acceptedRate(at)
 			if l.calibrating {
 				l.calibrating = false
+				// Capacity stays unknown (peak 0): quiet intervals grow the
+				// rate quickly until a throttled one measures it.
 				last := l.acceptedSince(at.Add(-l.cfg.Interval), at)
-				l.peak = last
 				l.setRate(at, max(l.rate, last))
 			} else if l.throttled {
 				// Never raise the rate on a throttle: the accepted count of a
