@@ -272,8 +272,15 @@ func (l *AdaptiveLimiter) takeTicket(now, deadline time.Time) (time.Duration, ui
 	l.advance(now)
 	t := l.issued + 1
 	wait := l.due(t)
-	if full := time.Duration((float64(t) - 1 - l.served) / l.rate * float64(time.Second)); !deadline.IsZero() && now.Add(full).After(deadline) {
-		return full, 0, false
+	// Refuse only a certain failure: the slot, at the best rate known to
+	// hold (the capacity measured last), would still begin after the
+	// deadline. While the capacity is unknown the rate may grow quickly, so
+	// nothing is certain and nothing is refused.
+	if !deadline.IsZero() && l.peak > 0 {
+		best := max(l.rate, l.peak)
+		if full := time.Duration((float64(t) - 1 - l.served) / best * float64(time.Second)); now.Add(full).After(deadline) {
+			return full, 0, false
+		}
 	}
 	l.issued = t
 	if wait <= 0 {
@@ -456,10 +463,14 @@ func (l *AdaptiveLimiter) goodputTick(now time.Time) {
 			at := l.nextUpdate
 			acc := l.acceptedRate(at)
 			if l.calibrating {
-				l.calibrating = false
-				// Capacity stays unknown (peak 0): quiet intervals grow the
-				// rate quickly until a throttled one measures it.
-				last := l.acceptedSince(at.Add(-l.cfg.Interval), at)
+				// Capacity stays unknown (peak 0): busy intervals double the
+				// rate until a throttled one measures it. An interval with
+				// too few answers to say anything (clients still connecting)
+				// does not end the calibration.
+				last, answers := l.acceptedSince(at.Add(-l.cfg.Interval), at)
+				if answers >= minCalibration {
+					l.calibrating = false
+				}
 				l.setRate(at, max(l.rate, last))
 			} else if l.throttled {
 				// Never raise the rate on a throttle: the accepted count of a
@@ -470,7 +481,7 @@ func (l *AdaptiveLimiter) goodputTick(now time.Time) {
 				// Not limited by us: the quiet says nothing about capacity
 				// (RFC 7661's rule for an application-limited sender).
 			} else if l.peak == 0 {
-				l.setRate(at, l.rate*(1+4*l.cfg.Probe))
+				l.setRate(at, l.rate*2) // slow start, as TCP's: double per interval
 			} else if l.rate < l.peak {
 				l.setRate(at, min(l.peak, l.rate*(1+4*l.cfg.Probe)))
 			} else {
@@ -515,15 +526,21 @@ func (l *AdaptiveLimiter) acceptedRate(now time.Time) float64 {
 	return acc
 }
 
-// acceptedSince returns the accepted responses per second in [from, to].
-func (l *AdaptiveLimiter) acceptedSince(from, to time.Time) float64 {
+// minCalibration is the fewest answers in an interval that calibrate the
+// first estimate of the rate.
+const minCalibration = 10
+
+// acceptedSince returns the accepted responses per second in [from, to], and
+// how many answers (accepted or not) came in it.
+func (l *AdaptiveLimiter) acceptedSince(from, to time.Time) (rate float64, answers int) {
 	n := 0
 	for _, s := range l.slots {
 		if !s.start.Before(from) && !s.start.After(to) {
 			n += s.accepted
+			answers += s.answered
 		}
 	}
-	return float64(n) / to.Sub(from).Seconds()
+	return float64(n) / to.Sub(from).Seconds(), answers
 }
 
 // rates returns the accepted and the answered responses per second.

@@ -123,7 +123,7 @@ func TestLimiterWaitCanceled(t *testing.T) {
 
 func TestLimiterDeadlineRule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := mustLimiter(t, retry.LimiterConfig{MinRate: 1, Burst: 0.001})
+		l := mustLimiter(t, retry.AWSAdaptive) // CUBIC: at its floor of 0.5/s after a throttle
 		l.Update(true)
 		p := &retry.Policy{Limiter: l}
 		if err := p.Do(t.Context(), func(context.Context) error { return nil }); err != nil {
@@ -138,6 +138,30 @@ func TestLimiterDeadlineRule(t *testing.T) {
 			t.Errorf("calls %d after %v, err %v: want an immediate client-side give-up", calls, time.Since(start), err)
 		}
 	})
+}
+
+// TestGoodputDeadlineOnlyWhenCertain: Goodput refuses a slot past the
+// deadline once it has measured the capacity, and not before (the rate may
+// still double every interval).
+func TestGoodputDeadlineOnlyWhenCertain(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	l.ResetAt(t0)
+	l.UpdateAt(t0, true) // limiting, capacity unknown
+	for range 50 {
+		l.TakeAt(t0, time.Time{})
+	}
+	if _, _, ok := l.TakeAt(t0, t0.Add(time.Millisecond)); !ok {
+		t.Error("refused while the capacity is unknown")
+	}
+	m := mustLimiter(t, retry.LimiterConfig{})
+	feed(m, t0, 3*time.Second, 10) // measures a capacity of 10/s
+	now := t0.Add(3 * time.Second)
+	for range 50 {
+		m.TakeAt(now, time.Time{})
+	}
+	if w, _, ok := m.TakeAt(now, now.Add(100*time.Millisecond)); ok {
+		t.Errorf("granted a slot %v away with 100ms left at ~10/s", w)
+	}
 }
 
 func TestDoWithLimiterPacesFirstAttempts(t *testing.T) {

@@ -10,12 +10,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jittered/retry"
@@ -401,6 +403,37 @@ func PeekBody(resp *http.Response, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	resp.Body = readCloser{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
 	return b, err
+}
+
+// AWSThrottleCodes are the AWS error codes AWSThrottle treats as throttles:
+// the AWS SDK for Go v2's DefaultThrottleErrorCodes.
+var AWSThrottleCodes = []string{
+	"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+	"TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
+	"RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
+	"SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
+}
+
+// AWSThrottle is a Classify function for AWS JSON-protocol services
+// (DynamoDB among them) called over plain HTTP: a 400 whose body's __type
+// ends in a throttle code (AWSThrottleCodes) is Throttled, any other 400 is
+// final (Stop); other statuses are left to the status rules. It reads at
+// most 4 KiB of the body and puts it back.
+func AWSThrottle(resp *http.Response) retry.Decision {
+	if resp.StatusCode != http.StatusBadRequest {
+		return retry.Unknown
+	}
+	b, _ := PeekBody(resp, 4096)
+	var v struct {
+		Type string `json:"__type"`
+	}
+	if json.Unmarshal(b, &v) == nil && v.Type != "" {
+		code := v.Type[strings.LastIndexByte(v.Type, '#')+1:]
+		if slices.Contains(AWSThrottleCodes, code) {
+			return retry.Throttled
+		}
+	}
+	return retry.Stop
 }
 
 // redact returns req's URL without user info or query, for error messages.

@@ -409,3 +409,26 @@ func TestClassifyHookSeesBodyAndKeepsIt(t *testing.T) {
 		t.Errorf("plain 400: %v %v %q", resp, err, b)
 	}
 }
+
+func TestAWSThrottle(t *testing.T) {
+	mk := func(code int, body string) *http.Response {
+		return &http.Response{StatusCode: code, Body: io.NopCloser(strings.NewReader(body))}
+	}
+	for _, c := range []struct {
+		resp *http.Response
+		want retry.Decision
+	}{
+		{mk(400, `{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"x"}`), retry.Throttled},
+		{mk(400, `{"__type":"ThrottlingException"}`), retry.Throttled},
+		{mk(400, `{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException"}`), retry.Stop},
+		{mk(400, `not json`), retry.Stop},
+		{mk(500, `{"__type":"#ThrottlingException"}`), retry.Unknown},
+	} {
+		if got := AWSThrottle(c.resp); got != c.want {
+			t.Errorf("%d: %v, want %v", c.resp.StatusCode, got, c.want)
+		}
+		if b, _ := io.ReadAll(c.resp.Body); len(b) == 0 {
+			t.Error("the body was not put back")
+		}
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"gonum.org/v1/plot/plotter"
 
-	"github.com/jittered/retry"
 	"github.com/jittered/retry/httpretry"
 	"github.com/jittered/retry/internal/sim"
 	"github.com/jittered/retry/retrytest"
@@ -93,7 +92,7 @@ func demo(ctx context.Context, args []string, std IO) error {
 		res, err := retrytest.RunLoad(ctx, retrytest.LoadConfig{
 			URL: srv.URL, Clients: *clients, Items: *items, Method: http.MethodPost, Timeout: 10 * time.Minute,
 			NewTransport: func(next http.RoundTripper) http.RoundTripper {
-				return &httpretry.Transport{Next: next, Policy: policy, Classify: dynamoDBThrottle, RetryNonIdempotent: true}
+				return &httpretry.Transport{Next: next, Policy: policy, Classify: httpretry.AWSThrottle, RetryNonIdempotent: true}
 			},
 			Progress: func(int, int) {
 				if bar != nil {
@@ -165,21 +164,6 @@ func pickStrategies(names string) ([]sim.Strategy, error) {
 		}
 	}
 	return out, nil
-}
-
-// dynamoDBThrottle classifies DynamoDB's JSON error answers: a 400 whose
-// __type is a throttle code is a throttle; other 400s are final.
-func dynamoDBThrottle(resp *http.Response) retry.Decision {
-	if resp.StatusCode != http.StatusBadRequest {
-		return retry.Unknown
-	}
-	b, _ := httpretry.PeekBody(resp, 4096)
-	for _, code := range []string{"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"} {
-		if strings.Contains(string(b), "#"+code) {
-			return retry.Throttled
-		}
-	}
-	return retry.Stop
 }
 
 func isTerminal(w io.Writer) bool {
