@@ -192,4 +192,3 @@ type retryableError struct{}
 
 func (retryableError) Error() string        { return "transient" }
 func (retryableError) RetryableError() bool { return true }
-

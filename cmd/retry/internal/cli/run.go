@@ -38,15 +38,15 @@ Flags:
 `
 
 type runFlags struct {
-	attempts        int
+	attempts         int
 	base, cap, grace time.Duration
 	maxTime, timeout time.Duration
-	multiplier      float64
-	jitter          string
-	retryOn, stopOn codeSet
-	dryRun, quiet   bool
-	json            bool
-	seed            uint64
+	multiplier       float64
+	jitter           string
+	retryOn, stopOn  codeSet
+	dryRun, quiet    bool
+	json             bool
+	seed             uint64
 }
 
 // attemptRecord is one line of --json output.
