@@ -3,14 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,6 +17,7 @@ import (
 
 	"github.com/jittered/retry/httpretry"
 	"github.com/jittered/retry/internal/sim"
+	"github.com/jittered/retry/retrytest"
 )
 
 // Writer writes item i, with retries, and reports an error if it gave up.
@@ -156,69 +152,13 @@ func sdkTarget(name string, adaptive bool) Target {
 	}}
 }
 
-// countingRT counts attempts.
-type countingRT struct {
-	next http.RoundTripper
-	n    atomic.Int64
-}
-
-func (c *countingRT) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.next.RoundTrip(r)
-}
-
-// LoadResult is one run of the load benchmark.
-type LoadResult struct {
-	Wall            time.Duration
-	Attempts        int
-	Failures        int
-	P50, P99        time.Duration
-	GoroutinesAfter int // goroutines left once the run is over and idle connections closed
-}
-
 // RunLoad has clients writers write items items through t to url, each one
-// at a time, and stops by itself after timeout.
-func RunLoad(ctx context.Context, t Target, url string, clients, items int, c Common, timeout time.Duration) (LoadResult, error) {
-	before := runtime.NumGoroutine()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, IdleConnTimeout: 30 * time.Second}
-	counter := &countingRT{next: tr}
-	write := t.New(counter, url, c)
-	var next, failed atomic.Int64
-	lat := make([]time.Duration, items)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= items {
-					return
-				}
-				if ctx.Err() != nil {
-					failed.Add(1)
-					continue
-				}
-				t0 := time.Now()
-				if write(ctx, i) != nil {
-					failed.Add(1)
-				}
-				lat[i] = time.Since(t0)
-			}
-		})
-	}
-	wg.Wait()
-	res := LoadResult{Wall: time.Since(start), Attempts: int(counter.n.Load()), Failures: int(failed.Load())}
-	slices.Sort(lat)
-	res.P50, res.P99 = lat[items/2], lat[min(items-1, items*99/100)]
-	tr.CloseIdleConnections()
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && runtime.NumGoroutine() > before; {
-		time.Sleep(20 * time.Millisecond)
-	}
-	res.GoroutinesAfter = max(0, runtime.NumGoroutine()-before)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return res, fmt.Errorf("%s: stopped after %v", t.Name, timeout)
-	}
-	return res, nil
+// at a time (retrytest.RunLoad), and stops by itself after timeout.
+func RunLoad(ctx context.Context, t Target, url string, clients, items int, c Common, timeout time.Duration) (retrytest.LoadResult, error) {
+	return retrytest.RunLoad(ctx, retrytest.LoadConfig{
+		URL: url, Clients: clients, Items: items, Timeout: timeout,
+		NewWriter: func(base http.RoundTripper) func(context.Context, int) error {
+			return t.New(base, url, c)
+		},
+	})
 }

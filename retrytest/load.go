@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,11 @@ type LoadConfig struct {
 	NewTransport func(next http.RoundTripper) http.RoundTripper
 	// Method of each write; "" means PUT (idempotent, so retried by default).
 	Method string
+	// NewWriter, if set, replaces the built-in write (an HTTP request
+	// through NewTransport's client): it is called once with the counting
+	// base transport and returns how to write item i, e.g. with an SDK
+	// client. NewTransport and Method are then unused.
+	NewWriter func(base http.RoundTripper) func(ctx context.Context, i int) error
 	// Timeout bounds the whole run; 0 means 5 minutes. Writes still
 	// pending then count as failures.
 	Timeout time.Duration
@@ -41,6 +47,9 @@ type LoadResult struct {
 	P50, P99 time.Duration
 	// Errors counts the failures by message (at most 10 distinct).
 	Errors map[string]int
+	// GoroutinesLeft is how many more goroutines run after the load (idle
+	// connections closed, 2 s to settle) than before it.
+	GoroutinesLeft int
 }
 
 type countingRT struct {
@@ -63,19 +72,26 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}
+	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	base := &http.Transport{MaxIdleConns: cfg.Clients, MaxIdleConnsPerHost: cfg.Clients, IdleConnTimeout: 30 * time.Second}
 	defer base.CloseIdleConnections()
 	counter := &countingRT{next: base}
-	var rt http.RoundTripper = counter
-	if cfg.NewTransport != nil {
-		rt = cfg.NewTransport(counter)
-	}
-	client := &http.Client{Transport: rt}
-	method := cfg.Method
-	if method == "" {
-		method = http.MethodPut
+	writeItem := func(ctx context.Context, i int) error { return nil }
+	if cfg.NewWriter != nil {
+		writeItem = cfg.NewWriter(counter)
+	} else {
+		var rt http.RoundTripper = counter
+		if cfg.NewTransport != nil {
+			rt = cfg.NewTransport(counter)
+		}
+		client := &http.Client{Transport: rt}
+		method := cfg.Method
+		if method == "" {
+			method = http.MethodPut
+		}
+		writeItem = func(ctx context.Context, i int) error { return write(ctx, client, method, cfg.URL, i) }
 	}
 
 	var next, done, failed atomic.Int64
@@ -92,7 +108,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 					return
 				}
 				t0 := time.Now()
-				err := write(ctx, client, method, cfg.URL, i)
+				err := writeItem(ctx, i)
 				lat[i] = time.Since(t0)
 				if err != nil {
 					failed.Add(1)
@@ -114,6 +130,11 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	res.Failures = int(failed.Load()) + cfg.Items - int(done.Load())
 	slices.Sort(lat)
 	res.P50, res.P99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
+	base.CloseIdleConnections()
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && runtime.NumGoroutine() > before; {
+		time.Sleep(20 * time.Millisecond)
+	}
+	res.GoroutinesLeft = max(0, runtime.NumGoroutine()-before)
 	if err := ctx.Err(); err != nil && errors.Is(err, context.DeadlineExceeded) {
 		return res, fmt.Errorf("retrytest: load run stopped after %v with %d of %d items done", timeout, done.Load(), cfg.Items)
 	}

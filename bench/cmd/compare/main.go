@@ -36,7 +36,7 @@ type key struct {
 }
 
 type run struct {
-	res       bench.LoadResult
+	res       retrytest.LoadResult
 	throttled int
 	err       error
 	buckets   []retrytest.Counts
@@ -111,7 +111,7 @@ func mainErr(ctx context.Context) error {
 					ideal := float64(*items) / *rate
 					fmt.Fprintf(os.Stderr, "[%d/%d %v] rep %d %s C=%d %-28s wall/ideal %.3f attempts/N %.2f failures %d goroutines left %d %v\n",
 						n, total, time.Since(began).Round(time.Second), rep+1, v, c, t.Name, res.Wall.Seconds()/ideal,
-						float64(res.Attempts)/float64(*items), res.Failures, res.GoroutinesAfter, errText(rerr))
+						float64(res.Attempts)/float64(*items), res.Failures, res.GoroutinesLeft, errText(rerr))
 				}
 			}
 		}
@@ -198,7 +198,7 @@ func writeResults(w io.Writer, targets []bench.Target, variants []string, client
 					median(rs, func(r run) int { return r.res.Failures }, cmpI),
 					median(rs, func(r run) time.Duration { return r.res.P50 }, cmpD).Round(time.Millisecond),
 					median(rs, func(r run) time.Duration { return r.res.P99 }, cmpD).Round(time.Millisecond),
-					median(rs, func(r run) int { return r.res.GoroutinesAfter }, cmpI))
+					median(rs, func(r run) int { return r.res.GoroutinesLeft }, cmpI))
 			}
 			fmt.Fprintln(w)
 		}
