@@ -26,6 +26,7 @@ const (
 	CUBIC
 )
 
+// String returns "goodput" or "cubic".
 func (a Algorithm) String() string {
 	if a == CUBIC {
 		return "cubic"

@@ -87,6 +87,7 @@ func (e Exponential) Validate() error {
 	return nil
 }
 
+// String describes the schedule with its defaults resolved.
 func (e Exponential) String() string {
 	base, mult, limit := e.params()
 	return fmt.Sprintf("exponential(base=%v, multiplier=%g, cap=%v)", base, mult, limit)
@@ -111,6 +112,7 @@ func (c Constant) Validate() error {
 	return nil
 }
 
+// String describes the schedule.
 func (c Constant) String() string { return fmt.Sprintf("constant(%v)", c.Interval) }
 
 // Linear is the schedule min(Cap, Base + Step·(n−1)). The zero Step means
@@ -172,6 +174,7 @@ func (l Linear) Validate() error {
 	return nil
 }
 
+// String describes the schedule with its defaults resolved.
 func (l Linear) String() string {
 	base, step, limit := l.params()
 	return fmt.Sprintf("linear(base=%v, step=%v, cap=%v)", base, step, limit)

@@ -147,6 +147,7 @@ const (
 	KindTimeout               // an attempt that hit its own timeout
 )
 
+// String returns "transient", "throttle" or "timeout".
 func (k Kind) String() string {
 	switch k {
 	case KindThrottle:

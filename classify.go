@@ -15,6 +15,7 @@ const (
 	Stop
 )
 
+// String returns the decision's name.
 func (d Decision) String() string {
 	switch d {
 	case Unknown:

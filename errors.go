@@ -152,6 +152,7 @@ var reasonText = [...]string{
 	ReasonInvalid:      "invalid policy (client-side)",
 }
 
+// String says why, in words; client-side reasons say so.
 func (r Reason) String() string {
 	if int(r) < len(reasonText) && reasonText[r] != "" {
 		return reasonText[r]
@@ -185,6 +186,8 @@ type Error struct {
 	Unknown bool
 }
 
+// Error says why the loop gave up, after how many attempts and how much
+// waiting, and the last error.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("retry: gave up after ")

@@ -107,6 +107,7 @@ type StatusError struct {
 	throttle   bool
 }
 
+// Error names the request (without its query) and the status.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("httpretry: %s %s: %s", e.Method, e.URL, e.Status)
 }

@@ -25,6 +25,7 @@ const (
 	Unavailable
 )
 
+// String returns the shape's name as ParseShape reads it.
 func (s Shape) String() string {
 	switch s {
 	case DynamoDB:
