@@ -315,3 +315,25 @@ func TestServe(t *testing.T) {
 		t.Fatal("serve did not stop on SIGINT")
 	}
 }
+
+func TestRunSignalDuringWaitStopsAtOnce(t *testing.T) {
+	sigs := make(chan os.Signal, 1)
+	r := &fakeRunner{outcomes: codes(1)}
+	done := make(chan int)
+	var out, errb syncBuffer
+	go func() {
+		done <- (&Program{Runner: r}).Main(context.Background(), []string{"run", "--base", "30s", "--jitter", "none", "--", "x"}, IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Signals: sigs})
+	}()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(errb.String(), "next attempt in") && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	sigs <- syscall.SIGINT
+	select {
+	case code := <-done:
+		if code != 128+int(syscall.SIGINT) {
+			t.Errorf("exit %d, want 130", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a signal during the wait did not stop retry run")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -121,8 +122,14 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 
 	// A signal stops the retries: the runner forwards it to the command; the
 	// loop gives up when the attempt ends.
+	// During an attempt a signal goes to the runner, which forwards it to the
+	// command; between attempts it ends the wait at once.
 	sigs := make(chan os.Signal, 4)
-	var stopped os.Signal
+	var (
+		mu      sync.Mutex
+		stopped os.Signal
+		running bool
+	)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
@@ -132,7 +139,14 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 				if !ok {
 					return
 				}
-				sigs <- s
+				mu.Lock()
+				if running {
+					sigs <- s
+				} else {
+					stopped = s
+					cancel(fmt.Errorf("received %v", s))
+				}
+				mu.Unlock()
 			case <-ctx.Done():
 				return
 			}
@@ -169,13 +183,21 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 			in = bytes.NewReader(stdin)
 		}
 		lastStart = time.Now()
+		mu.Lock()
+		running = true
+		mu.Unlock()
 		o, err := runner.Run(ctx, Attempt{Argv: argv, Stdin: in, Stdout: std.Stdout, Stderr: std.Stderr, Timeout: f.timeout, Grace: f.grace, Signals: sigs})
+		mu.Lock()
+		running = false
+		if o.Signal != nil {
+			stopped = o.Signal
+		}
+		mu.Unlock()
 		last = o
 		switch {
 		case err != nil:
 			return retry.Permanent(err)
 		case o.Signal != nil:
-			stopped = o.Signal
 			cancel(fmt.Errorf("received %v", o.Signal))
 			return retry.Permanent(exitCodeError{o})
 		case o.Code == 0 && !o.TimedOut:
@@ -192,7 +214,10 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	if errors.As(err, &gave) {
 		reason = gave.Reason.String()
 	}
-	emit(attemptRecord{Attempt: max(1, attemptsOf(err)), ExitCode: last.Code, DurationMS: ms(time.Since(lastStart)), TimedOut: last.TimedOut, Final: true, Reason: reason, Signal: sigName(stopped)})
+	mu.Lock()
+	sig := stopped
+	mu.Unlock()
+	emit(attemptRecord{Attempt: max(1, attemptsOf(err)), ExitCode: last.Code, DurationMS: ms(time.Since(lastStart)), TimedOut: last.TimedOut, Final: true, Reason: reason, Signal: sigName(sig)})
 	switch {
 	case err == nil:
 		return nil
@@ -200,8 +225,8 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 		return exitError{code: ExitNotFound, err: fmt.Errorf("%s: %w", argv[0], ErrNotFound)}
 	case errors.Is(err, ErrCannotRun):
 		return exitError{code: ExitCannotRun, err: fmt.Errorf("%s: %w", argv[0], errors.Unwrap(err))}
-	case stopped != nil:
-		if s, ok := stopped.(syscall.Signal); ok {
+	case sig != nil:
+		if s, ok := sig.(syscall.Signal); ok {
 			return exitError{code: 128 + int(s)}
 		}
 		return exitError{code: ExitFailure}
