@@ -147,6 +147,7 @@ type limiterState struct {
 	nextUpdate  time.Time
 	peak        float64 // accepted rate when last throttled
 	calibrating bool    // the first interval after the first throttle
+	quiet       int     // busy intervals without a throttle since the last one
 	sent        int     // slots used in the current interval
 	issued      uint64  // Goodput line: last ticket issued
 	served      float64 // Goodput line: tickets served so far (virtual)
@@ -310,6 +311,23 @@ func (l *AdaptiveLimiter) due(t uint64) time.Duration {
 		return 0
 	}
 	return min(max(time.Duration(d*float64(time.Second)), 1), l.cfg.Interval)
+}
+
+// LineWaitAt returns how long an attempt that joined the line at now would
+// wait for its slot at the current rate (0 when not limiting, and always 0
+// for CUBIC, which has no line).
+func (l *AdaptiveLimiter) LineWaitAt(now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.enabled || l.cfg.Algorithm != Goodput {
+		return 0
+	}
+	l.advance(now)
+	d := (float64(l.issued) - l.served) / l.rate
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(d * float64(time.Second))
 }
 
 // DueAt returns how long the holder of ticket (from TakeAt) must still wait
@@ -486,7 +504,14 @@ func (l *AdaptiveLimiter) goodputTick(now time.Time) {
 			} else if l.rate < l.peak {
 				l.setRate(at, min(l.peak, l.rate*(1+4*l.cfg.Probe)))
 			} else {
-				l.setRate(at, l.rate*(1+l.cfg.Probe))
+				// At or above the measured capacity: probe gently at first
+				// (a plateau, as CUBIC has around its last maximum), faster
+				// as quiet intervals add up and the capacity has likely grown.
+				l.quiet++
+				l.setRate(at, l.rate*(1+l.cfg.Probe*float64(min(l.quiet, 8))/8))
+			}
+			if l.throttled {
+				l.quiet = 0
 			}
 		}
 		l.throttled = false

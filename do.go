@@ -74,22 +74,25 @@ func loop[T any](ctx context.Context, p *Policy, op func(context.Context) (T, er
 				now = time.Now()
 			}
 		} else {
-			if p.Limiter != nil {
-				dl, _ := ctx.Deadline()
-				for {
-					now = time.Now()
-					wait, ok := r.ReserveAt(now, dl)
-					if !ok {
-						stop()
-						return v, r.giveUp(now, ReasonDeadline, err, errors.New("retry: the adaptive limiter's next send slot is after the context deadline (client-side)"))
+			// Wait out the delay (and the limiter's line, if any).
+			dl, _ := ctx.Deadline()
+			for {
+				now = time.Now()
+				wait, ok := r.ReserveAt(now, dl)
+				if !ok {
+					stop()
+					return v, r.giveUp(now, ReasonDeadline, err, errors.New("retry: the adaptive limiter's next send slot is after the context deadline (client-side)"))
+				}
+				if wait <= 0 {
+					break
+				}
+				if cerr := sleep(ctx, &timer, wait); cerr != nil {
+					t := time.Now()
+					r.cancelSlot(t)
+					if t.Before(r.earliest) {
+						r.waited -= r.earliest.Sub(t) // count only what was slept
 					}
-					if wait <= 0 {
-						break
-					}
-					if cerr := sleep(ctx, &timer, wait); cerr != nil {
-						r.cancelSlot(time.Now())
-						return v, r.giveUp(time.Now(), ReasonContext, err, cerr)
-					}
+					return v, r.giveUp(t, ReasonContext, err, cerr)
 				}
 			}
 			actx, cancel := ctx, context.CancelFunc(nil)
@@ -133,12 +136,7 @@ func loop[T any](ctx context.Context, p *Policy, op func(context.Context) (T, er
 			stop()
 			return v, gerr
 		}
-		if delay > 0 {
-			if cerr := sleep(ctx, &timer, delay); cerr != nil {
-				r.waited -= delay - time.Since(now) // count only what was slept
-				return v, r.giveUp(time.Now(), ReasonContext, err, cerr)
-			}
-		} else if ctx.Err() != nil {
+		if delay <= 0 && ctx.Err() != nil {
 			stop()
 			return v, r.giveUp(now, ReasonContext, err, context.Cause(ctx))
 		}

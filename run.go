@@ -27,9 +27,10 @@ type Run struct {
 	attempts int
 	prev     time.Duration
 	waited   time.Duration
-	paid     float64 // budget tokens taken for the retry in flight
-	checked  bool    // Policy validated
-	ticket   uint64  // a place in the limiter's line, not yet due
+	paid     float64   // budget tokens taken for the retry in flight
+	checked  bool      // Policy validated
+	ticket   uint64    // a place in the limiter's line, not yet due
+	earliest time.Time // the next attempt is not sent before this
 }
 
 // Start begins a Run at now. The zero now is allowed when the Policy has no
@@ -51,25 +52,48 @@ func (r *Run) Attempts() int { return r.attempts }
 // Waited returns the total delay handed out so far.
 func (r *Run) Waited() time.Duration { return r.waited }
 
-// ReserveAt asks the Policy's limiter for the next attempt's send slot and
-// returns how long to wait first. Call it until it returns 0, waiting the
-// returned duration in between; then send. With no limiter it returns 0,
-// true at once. ok is false, and nothing is taken, when the slot would begin
-// after deadline (zero: none).
+// ReserveAt says how long to wait before the next attempt may be sent, at
+// now: the delay FailedAt decided, and the adaptive limiter's line if the
+// Policy has one. Call it until it returns 0, waiting what it returns in
+// between; then send. ok is false, and nothing is taken, when the
+// limiter's slot would begin after deadline (zero: none).
+//
+// With a limiter, the delay and the line overlap: the attempt joins the line
+// so as to reach its head when the delay ends, rather than queueing after
+// it, and it is never sent before the delay ends (a server's Retry-After is
+// a floor).
 func (r *Run) ReserveAt(now, deadline time.Time) (wait time.Duration, ok bool) {
 	l := r.p.Limiter
 	if l == nil {
+		if now.Before(r.earliest) {
+			return r.earliest.Sub(now), true
+		}
 		return 0, true
 	}
-	if r.ticket != 0 {
-		wait = l.DueAt(now, r.ticket)
-		if wait == 0 {
-			r.ticket = 0
+	if r.ticket == 0 {
+		if r.earliest.After(now) {
+			if lead := r.earliest.Sub(now) - l.LineWaitAt(now); lead > 0 {
+				return lead, true
+			}
 		}
-		return wait, true
+		wait, ticket, ok := l.TakeAt(now, deadline)
+		if !ok {
+			return wait, false
+		}
+		if wait > 0 {
+			r.ticket = ticket // 0 for CUBIC: ask again after the wait
+			return wait, true
+		}
+	} else {
+		if wait := l.DueAt(now, r.ticket); wait > 0 {
+			return wait, true
+		}
+		r.ticket = 0
 	}
-	wait, r.ticket, ok = l.TakeAt(now, deadline)
-	return wait, ok
+	if now.Before(r.earliest) {
+		return r.earliest.Sub(now), true
+	}
+	return 0, true
 }
 
 // cancelSlot gives up a place in the limiter's line that will not be used.
@@ -163,6 +187,7 @@ func (r *Run) failed(now time.Time, err error, d Decision, kind Kind, deadline t
 	}
 	r.prev = delay
 	r.waited += delay
+	r.earliest = now.Add(delay)
 	return delay, nil
 }
 

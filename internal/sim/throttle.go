@@ -194,9 +194,8 @@ func Throttle(cfg ThrottleConfig) (ThrottleResult, error) {
 			if ev.ok {
 				c.run.SucceededAt(now)
 			} else {
-				d, gerr := c.run.FailedAt(now, ErrThrottled, time.Time{})
-				if gerr == nil {
-					push(now.Add(d), ev.client, evRetry, false)
+				if _, gerr := c.run.FailedAt(now, ErrThrottled, time.Time{}); gerr == nil {
+					push(now, ev.client, evRetry, false) // ReserveAt waits out the delay
 					continue
 				}
 				res.Failures++
