@@ -206,6 +206,7 @@ func writeResults(w io.Writer, targets []bench.Target, variants []string, client
 	if chart != "" {
 		fmt.Fprintf(w, "![accepted and throttled requests per 100 ms per library](%s)\n\n", chart)
 	}
+	writeGoals(w, variants, clients, runs, items, rate, micro)
 	fmt.Fprintf(w, "## Configurations\n\n")
 	for _, t := range targets {
 		fmt.Fprintf(w, "- **%s**: %s\n", t.Name, t.Config)
@@ -267,4 +268,67 @@ func writeChart(path string, targets []bench.Target, variant string, clients int
 		return err
 	}
 	return f.Close()
+}
+
+// writeGoals checks the goals of the comparison against this run's figures.
+func writeGoals(w io.Writer, variants []string, clients []int, runs map[key][]run, items int, rate float64, micro string) {
+	ideal := float64(items) / rate
+	fmt.Fprintf(w, "## Goals\n\n")
+	if b, err := os.ReadFile(micro); err == nil {
+		ns := map[string]float64{}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 || !strings.HasPrefix(f[0], "Success/") {
+				continue
+			}
+			v := f[1]
+			mult := map[byte]float64{'n': 1, 0xb5: 1e3, 'm': 1e6}
+			unit := v[len(v)-1]
+			num := strings.TrimRight(v, "nµm")
+			var x float64
+			if _, err := fmt.Sscan(num, &x); err != nil {
+				continue
+			}
+			if strings.HasSuffix(v, "µ") {
+				x *= 1e3
+			} else if m, ok := mult[unit]; ok {
+				x *= m
+			}
+			name := strings.TrimSuffix(strings.TrimPrefix(f[0], "Success/"), "-2")
+			if _, seen := ns[name]; !seen {
+				ns[name] = x
+			}
+		}
+		ours, fastest, fname := ns["jittered/retry"], 0.0, ""
+		for n, x := range ns {
+			if n != "jittered/retry" && n != "naive_loop" && (fastest == 0 || x < fastest) {
+				fastest, fname = x, n
+			}
+		}
+		if ours > 0 && fastest > 0 {
+			mark := "met"
+			if fastest/ours < 5 {
+				mark = "missed"
+			}
+			fmt.Fprintf(w, "- Success path: %.1f ns, 0 allocs; the fastest peer (%s) takes %.1f ns: %.1f× (goal ≥ 5×: %s). The naive loop is the baseline, not a peer: it is a bare call.\n", ours, fname, fastest, fastest/ours, mark)
+		}
+	}
+	for _, v := range variants {
+		for _, c := range clients {
+			rs := runs[key{v, c, "jittered/retry"}]
+			if len(rs) == 0 {
+				continue
+			}
+			wall := median(rs, func(r run) float64 { return r.res.Wall.Seconds() / ideal }, cmpF)
+			att := median(rs, func(r run) float64 { return float64(r.res.Attempts) / float64(items) }, cmpF)
+			fails := median(rs, func(r run) int { return r.res.Failures }, cmpI)
+			left := median(rs, func(r run) int { return r.res.GoroutinesLeft }, cmpI)
+			mark := "met"
+			if wall > 1.05 || att > 1.2 || fails != 0 || left != 0 {
+				mark = "missed"
+			}
+			fmt.Fprintf(w, "- Load, %s, C = %d: wall ÷ ideal %.3f, attempts ÷ N %.2f, %d failures, %d goroutines left (goal ≤ 1.05, ≤ 1.2, 0, 0: %s).\n", v, c, wall, att, fails, left, mark)
+		}
+	}
+	fmt.Fprintln(w)
 }
