@@ -21,7 +21,8 @@ const runUsage = `Usage: retry run [flags] -- COMMAND [ARGS...]
 Runs COMMAND; while it fails, waits with capped exponential backoff and
 jitter and runs it again. Standard output and error pass through; standard
 input, when it is not a terminal, is read once and replayed to every
-attempt. SIGINT, SIGTERM and SIGHUP are forwarded to the command's process
+attempt (from a terminal the command gets none: it runs in its own process
+group, so that a timeout can end it with its children). SIGINT, SIGTERM and SIGHUP are forwarded to the command's process
 group and stop the retries.
 
 Exit status: the last attempt's; 124 when it gave up on time (--max-time, or
