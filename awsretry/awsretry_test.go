@@ -146,19 +146,15 @@ func TestQuotaExhaustedIsClientSide(t *testing.T) {
 
 func TestAttemptTokenHonorsDeadline(t *testing.T) {
 	r := awsretry.New(func(o *awsretry.Options) {
-		o.Policy.Limiter, _ = retry.NewAdaptiveLimiter(retry.LimiterConfig{MinRate: 1, Burst: 0.001})
+		// CUBIC at its floor (0.5/s) after a throttle: the next slot is 2 s away.
+		o.Policy.Limiter, _ = retry.NewAdaptiveLimiter(retry.AWSAdaptive)
 	})
 	l := r.Policy().Limiter
-	l.Update(true) // limiting at 1/s
-	release, err := r.GetAttemptToken(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	release(nil)
+	l.Update(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = r.GetAttemptToken(ctx)
+	_, err := r.GetAttemptToken(ctx)
 	if err == nil || !strings.Contains(err.Error(), "client-side") || time.Since(start) > 40*time.Millisecond {
 		t.Errorf("err %v after %v: want an immediate client-side refusal", err, time.Since(start))
 	}
