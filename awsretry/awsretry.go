@@ -168,9 +168,10 @@ func (r *Retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) e
 	}
 	now := r.now()
 	b.FailedAt(now)
-	cost, ok := b.AcquireAt(now, r.kind(opErr))
+	kind := r.kind(opErr)
+	cost, ok := b.AcquireAt(now, kind)
 	if !ok {
-		return nil, fmt.Errorf("%w: %.0f tokens left, a %s retry costs more", ErrQuotaExceeded, b.TokensAt(now), r.kind(opErr))
+		return nil, fmt.Errorf("%w: %.0f tokens left, a %s retry costs more", ErrQuotaExceeded, b.TokensAt(now), kind)
 	}
 	return func(err error) error {
 		switch {

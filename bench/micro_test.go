@@ -67,43 +67,33 @@ func (okRT) RoundTrip(r *http.Request) (*http.Response, error) {
 // in-memory transport that answers 200: the cost the retrying layer adds.
 func BenchmarkHTTPSuccess(b *testing.B) {
 	req, _ := http.NewRequest("GET", "http://svc.local/item", nil)
+	plain := &http.Client{Transport: okRT{}}
 	b.Run("plain http.Client", func(b *testing.B) {
-		c := &http.Client{Transport: okRT{}}
-		b.ReportAllocs()
-		for b.Loop() {
-			resp, err := c.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			resp.Body.Close()
-		}
+		loopGET(b, func() (*http.Response, error) { return plain.Do(req) })
 	})
+	ourClient := &http.Client{Transport: &httpretry.Transport{Next: okRT{}, Policy: &ours.Policy{MaxAttempts: Shared.Attempts}}}
 	b.Run("jittered/retry httpretry", func(b *testing.B) {
-		c := &http.Client{Transport: &httpretry.Transport{Next: okRT{}, Policy: &ours.Policy{MaxAttempts: Shared.Attempts}}}
-		b.ReportAllocs()
-		for b.Loop() {
-			resp, err := c.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			resp.Body.Close()
-		}
+		loopGET(b, func() (*http.Response, error) { return ourClient.Do(req) })
 	})
+	rc := retryablehttp.NewClient()
+	rc.HTTPClient = &http.Client{Transport: okRT{}}
+	rc.Logger = nil
+	rc.RetryWaitMin, rc.RetryWaitMax, rc.RetryMax = Shared.Base, Shared.Cap, Shared.Attempts-1
+	rreq, _ := retryablehttp.FromRequest(req)
 	b.Run("hashicorp/go-retryablehttp", func(b *testing.B) {
-		c := retryablehttp.NewClient()
-		c.HTTPClient = &http.Client{Transport: okRT{}}
-		c.Logger = nil
-		c.RetryWaitMin, c.RetryWaitMax, c.RetryMax = Shared.Base, Shared.Cap, Shared.Attempts-1
-		rreq, _ := retryablehttp.FromRequest(req)
-		b.ReportAllocs()
-		for b.Loop() {
-			resp, err := c.Do(rreq)
-			if err != nil {
-				b.Fatal(err)
-			}
-			resp.Body.Close()
-		}
+		loopGET(b, func() (*http.Response, error) { return rc.Do(rreq) })
 	})
+}
+
+func loopGET(b *testing.B, get func() (*http.Response, error)) {
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := get()
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+	}
 }
 
 // TestAdaptersRetry checks each adapter really retries and really stops.

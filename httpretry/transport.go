@@ -342,10 +342,7 @@ func maySent(err error) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return false
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errAttemptTimeout) {
-		return true
-	}
-	return true
+	return true // including timeouts and cancellations mid-request
 }
 
 func (t *Transport) retryStatuses() []int {

@@ -7,6 +7,7 @@
 package retrytest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -318,7 +319,7 @@ func (s *Server) pass(w http.ResponseWriter, r *http.Request, body []byte) {
 			r = r.WithContext(context.WithValue(r.Context(), unprocessedKey{}, rest))
 		}
 	}
-	r.Body = io.NopCloser(bytesReader(body))
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	if s.proxy != nil {
 		s.proxy.ServeHTTP(w, r)

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -214,7 +215,7 @@ func writeResults(w io.Writer, targets []bench.Target, variants []string, client
 	fmt.Fprintln(w)
 }
 
-func goVersion() string { return "Go " + strings.TrimPrefix(runtimeVersion(), "go") }
+func goVersion() string { return "Go " + strings.TrimPrefix(runtime.Version(), "go") }
 
 func writeChart(path string, targets []bench.Target, variant string, clients int, runs map[key][]run) error {
 	var plots [][]*plot.Plot
@@ -281,18 +282,9 @@ func writeGoals(w io.Writer, variants []string, clients []int, runs map[key][]ru
 			if len(f) < 2 || !strings.HasPrefix(f[0], "Success/") {
 				continue
 			}
-			v := f[1]
-			mult := map[byte]float64{'n': 1, 0xb5: 1e3, 'm': 1e6}
-			unit := v[len(v)-1]
-			num := strings.TrimRight(v, "nµm")
-			var x float64
-			if _, err := fmt.Sscan(num, &x); err != nil {
+			x, ok := nanoseconds(f[1])
+			if !ok {
 				continue
-			}
-			if strings.HasSuffix(v, "µ") {
-				x *= 1e3
-			} else if m, ok := mult[unit]; ok {
-				x *= m
 			}
 			name := strings.TrimSuffix(strings.TrimPrefix(f[0], "Success/"), "-2")
 			if _, seen := ns[name]; !seen {
@@ -331,4 +323,20 @@ func writeGoals(w io.Writer, variants []string, clients []int, runs map[key][]ru
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// nanoseconds reads a benchstat duration such as "17.45n", "1.345µ" or "2m".
+func nanoseconds(v string) (float64, bool) {
+	scale := 1.0
+	for suffix, m := range map[string]float64{"n": 1, "µ": 1e3, "m": 1e6} {
+		if strings.HasSuffix(v, suffix) {
+			v, scale = strings.TrimSuffix(v, suffix), m
+			break
+		}
+	}
+	var x float64
+	if _, err := fmt.Sscan(v, &x); err != nil {
+		return 0, false
+	}
+	return x * scale, true
 }

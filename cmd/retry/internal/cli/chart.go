@@ -61,7 +61,6 @@ func writeChart(base string, panels []panel, width vg.Length) ([]string, error) 
 	var paths []string
 	png := vgimg.New(width, height)
 	dc := draw.New(png)
-	draw.New(png).SetColor(color.White)
 	for i, c := range plot.Align(plots, tiles, dc) {
 		plots[i][0].Draw(c[0])
 	}

@@ -156,6 +156,7 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 
 	var last Outcome
 	var lastStart time.Time
+	attempts := 0
 	emit := func(rec attemptRecord) {
 		if f.json {
 			b, _ := json.Marshal(rec)
@@ -184,6 +185,7 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 			in = bytes.NewReader(stdin)
 		}
 		lastStart = time.Now()
+		attempts++
 		mu.Lock()
 		running = true
 		mu.Unlock()
@@ -218,7 +220,7 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	mu.Lock()
 	sig := stopped
 	mu.Unlock()
-	emit(attemptRecord{Attempt: max(1, attemptsOf(err)), ExitCode: last.Code, DurationMS: ms(time.Since(lastStart)), TimedOut: last.TimedOut, Final: true, Reason: reason, Signal: sigName(sig)})
+	emit(attemptRecord{Attempt: attempts, ExitCode: last.Code, DurationMS: ms(time.Since(lastStart)), TimedOut: last.TimedOut, Final: true, Reason: reason, Signal: sigName(sig)})
 	switch {
 	case err == nil:
 		return nil
@@ -234,20 +236,12 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	}
 	var msg error
 	if !f.quiet && !f.json {
-		msg = fmt.Errorf("gave up: %s after %d attempt(s); last exit status %d", reason, attemptsOf(err), last.Code)
+		msg = fmt.Errorf("gave up: %s after %d attempt(s); last exit status %d", reason, attempts, last.Code)
 	}
 	if gave != nil && (gave.Reason == retry.ReasonMaxElapsed || gave.Reason == retry.ReasonDeadline || (gave.Reason == retry.ReasonMaxAttempts && last.TimedOut)) {
 		return exitError{code: ExitGaveUpOnTime, err: msg}
 	}
 	return exitError{code: last.Code, err: msg}
-}
-
-func attemptsOf(err error) int {
-	var gave *retry.Error
-	if errors.As(err, &gave) {
-		return gave.Attempts
-	}
-	return 1
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
