@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -115,13 +116,15 @@ func TestRunOutcomes(t *testing.T) {
 }
 
 func TestRunMaxTime(t *testing.T) {
-	r := &fakeRunner{outcomes: codes(1)}
-	code, _, stderr := runMain(t, r, "", "run", "--attempts", "0", "--base", "40ms", "--jitter", "none", "--max-time", "100ms", "--", "x")
-	// 40 + 80 = 120 > 100: gives up after the second attempt, on time (after
-	// the first on a machine so slow that it took over 60 ms).
-	if code != ExitGaveUpOnTime || len(r.argv) < 1 || len(r.argv) > 2 || !strings.Contains(stderr, "max elapsed") {
-		t.Errorf("exit %d after %d attempts: %s", code, len(r.argv), stderr)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := &fakeRunner{outcomes: codes(1)}
+		start := time.Now()
+		code, _, stderr := runMain(t, r, "", "run", "--attempts", "0", "--base", "40ms", "--jitter", "none", "--max-time", "100ms", "--", "x")
+		// 40 + 80 = 120 > 100: gives up after the second attempt, at 40 ms, on time.
+		if code != ExitGaveUpOnTime || len(r.argv) != 2 || time.Since(start) != 40*time.Millisecond || !strings.Contains(stderr, "max elapsed") {
+			t.Errorf("exit %d after %d attempts and %v: %s", code, len(r.argv), time.Since(start), stderr)
+		}
+	})
 }
 
 func TestRunStdinReplayed(t *testing.T) {
