@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,12 +12,34 @@ import (
 type Algorithm uint8
 
 const (
-	// Goodput, the default, sends at (1 + Headroom) times the rate of
-	// accepted (not throttled) responses measured over Window, updated every
-	// Interval; while no throttle is seen in an interval it probes upward by
-	// Probe. A throttled service is then kept full while only about Headroom
-	// of the attempts are throttled. See BENCHMARKS.md for the measurements
-	// behind it.
+	// Goodput, the default, paces attempts at the rate the service accepts
+	// from this client plus a small headroom, and finds that rate again on
+	// its own whatever happened before. Each decision period (Interval, or
+	// longer at low rates so that it holds a few answers) ends in one of
+	// three ways:
+	//
+	//   - throttles were seen: with p the throttled fraction, the rate
+	//     becomes rate·(1−p)·(1+Headroom) + a, never below Beta·rate and
+	//     never above rate + a;
+	//   - no throttle, and the rate bound the sends (callers waited): the
+	//     rate grows — doubling while the capacity was never measured
+	//     (slow start), else by a probe that starts at Probe and doubles
+	//     with each quiet period, plus a;
+	//   - otherwise (few sends, only failures) nothing is learnt and the
+	//     rate stays.
+	//
+	// a is the additive term that makes independent limiters converge to a
+	// fair share: a = Fairness·√n per period, n the answers a period holds
+	// at the current rate. It is a binomial law in the sense of Bansal and
+	// Balakrishnan (2001) — increase ∝ rate^(1/2), decrease ∝ rate — which
+	// converges to fairness since ½ + 1 > 1 (Chiu and Jain's argument:
+	// a purely multiplicative law keeps the ratio between clients; the
+	// relative step Fairness/√n is larger for the smaller client). Being in
+	// units of answers, it is the same law at 5/s and at 50,000/s.
+	//
+	// After CalmAfter without a throttle while the rate does not bind, the
+	// limiter stops limiting: it then costs an atomic load per attempt and
+	// no lock. BENCHMARKS.md has the scenario matrix that judges it.
 	Goodput Algorithm = iota
 	// CUBIC is the AWS SDKs' adaptive retry mode, reproduced exactly
 	// (aws-sdk-go-v2 aws/retry/adaptive_ratelimit.go): on a throttle the rate
@@ -35,31 +58,59 @@ func (a Algorithm) String() string {
 }
 
 // LimiterConfig configures an AdaptiveLimiter. Zero fields take the defaults
-// given for each.
+// given for each; the zero LimiterConfig is the robust default (Goodput).
 type LimiterConfig struct {
 	Algorithm Algorithm
 
-	// MinRate is the lowest send rate, in attempts per second (default 0.5,
-	// the AWS SDKs' minimum fill rate).
+	// MinRate is the lowest send rate, in attempts per second (default 0.5
+	// for CUBIC, the AWS SDKs' minimum fill rate; 0.05 for Goodput, so that
+	// sixteen clients can share a service of 1/s).
 	MinRate float64
 	// Burst is the send bucket's size in seconds of the current rate
 	// (default 1 s for CUBIC, as the AWS SDKs; 0.05 s for Goodput).
 	Burst float64
+	// Beta is the multiplicative decrease: CUBIC multiplies its rate by Beta
+	// on each throttle (default 0.7, the AWS SDKs'); Goodput never cuts
+	// below Beta times its rate in one period (default 0.5).
+	Beta float64
 
 	// CUBIC parameters (defaults from the AWS SDKs).
-	Beta          float64 // multiplicative decrease, default 0.7
 	ScaleConstant float64 // C, default 0.4
 	Smooth        float64 // weight of the newest measured-rate bucket, default 0.8
 
 	// Goodput parameters.
-	Headroom float64       // default 0.05: send 5 % above the accepted rate
-	Probe    float64       // default 0.5: growth per quiet interval
-	Interval time.Duration // default 100 ms: how often the rate is updated
-	Window   time.Duration // default 500 ms: span of the accepted-rate measure
+	Headroom float64       // default 0.03: send 3 % above the accepted rate
+	Probe    float64       // default 0.01: first growth step above the last throttle
+	Fairness float64       // default 0.3: the additive term's weight (see Goodput)
+	Interval time.Duration // default 100 ms: the shortest decision period; 1 ms to 10 s
+	// CalmAfter is how long without a throttle, the rate not binding, before
+	// the limiter stops limiting (default 2 s).
+	CalmAfter time.Duration
+	// Window is the span over which the accepted rate is measured while the
+	// limiter is calm, to start from when throttling begins (default 500 ms).
+	Window time.Duration
 }
 
 // AWSAdaptive is the configuration of the AWS SDKs' adaptive retry mode.
 var AWSAdaptive = LimiterConfig{Algorithm: CUBIC}
+
+// Goodput's fixed constants.
+const (
+	// minPeriodAnswers: a decision period lasts long enough to hold this many
+	// sends at the current rate (at low rates a period is longer than
+	// Interval), so that a decision rests on more than one answer.
+	minPeriodAnswers = 4
+	// maxPeriod bounds a period however low the rate.
+	maxPeriod = 10 * time.Second
+	// fairFloor: the additive term's relative size is at most
+	// Fairness/√fairFloor, so that it stays small at low rates.
+	fairFloor = 100
+	// maxGrowth is the largest growth factor of one quiet period.
+	maxGrowth = 2.0
+	// calmRoll: while calm, the clock is read every calmRoll accepted
+	// answers to keep the accepted-rate measure recent.
+	calmRoll = 256
+)
 
 func (c LimiterConfig) withDefaults() LimiterConfig {
 	def := func(v *float64, d float64) {
@@ -67,19 +118,25 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 			*v = d
 		}
 	}
-	def(&c.MinRate, 0.5)
 	if c.Algorithm == CUBIC {
+		def(&c.MinRate, 0.5)
 		def(&c.Burst, 1)
+		def(&c.Beta, 0.7)
 	} else {
+		def(&c.MinRate, 0.05)
 		def(&c.Burst, 0.05)
+		def(&c.Beta, 0.5)
 	}
-	def(&c.Beta, 0.7)
 	def(&c.ScaleConstant, 0.4)
 	def(&c.Smooth, 0.8)
-	def(&c.Headroom, 0.05)
-	def(&c.Probe, 0.05)
+	def(&c.Headroom, 0.03)
+	def(&c.Probe, 0.01)
+	def(&c.Fairness, 0.3)
 	if c.Interval == 0 {
 		c.Interval = 100 * time.Millisecond
+	}
+	if c.CalmAfter == 0 {
+		c.CalmAfter = 2 * time.Second
 	}
 	if c.Window == 0 {
 		c.Window = 500 * time.Millisecond
@@ -87,7 +144,7 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	return c
 }
 
-// Validate reports whether the configuration is in range.
+// Validate reports whether the configuration is in range, naming the field.
 func (c LimiterConfig) Validate() error {
 	if c.Algorithm > CUBIC {
 		return fieldError("LimiterConfig.Algorithm", c.Algorithm, "must be Goodput or CUBIC")
@@ -96,44 +153,65 @@ func (c LimiterConfig) Validate() error {
 		name   string
 		v      float64
 		lo, hi float64
+		why    string
 	}{
-		{"MinRate", c.MinRate, 0, math.MaxFloat64}, {"Burst", c.Burst, 0, 3600},
-		{"Beta", c.Beta, 0, 1}, {"ScaleConstant", c.ScaleConstant, 0, math.MaxFloat64},
-		{"Smooth", c.Smooth, 0, 1}, {"Headroom", c.Headroom, 0, 10}, {"Probe", c.Probe, 0, 10},
+		{"MinRate", c.MinRate, 0, 1e9, "must be in [0, 1e9] attempts/s"},
+		{"Burst", c.Burst, 0, 3600, "must be in [0, 3600] s"},
+		{"Beta", c.Beta, 0, 1, "must be in [0, 1)"},
+		{"ScaleConstant", c.ScaleConstant, 0, 1e9, "must be in [0, 1e9]"},
+		{"Smooth", c.Smooth, 0, 1, "must be in [0, 1]"},
+		{"Headroom", c.Headroom, 0, 1, "must be in [0, 1]"},
+		{"Probe", c.Probe, 0, 1, "must be in [0, 1]"},
+		{"Fairness", c.Fairness, 0, 10, "must be in [0, 10]"},
 	} {
-		if math.IsNaN(f.v) || f.v < f.lo || f.v > f.hi {
-			return fieldError("LimiterConfig."+f.name, f.v, "out of range (0 means the default)")
+		if math.IsNaN(f.v) || f.v < f.lo || f.v > f.hi || (f.name == "Beta" && f.v == 1) {
+			return fieldError("LimiterConfig."+f.name, f.v, f.why+" (0 means the default)")
 		}
 	}
-	if c.Interval < 0 || c.Window < 0 || (c.Window > 0 && c.Interval > c.Window) {
-		return fieldError("LimiterConfig.Interval", c.Interval, "must be ≥ 0 and ≤ Window")
+	if c.Interval != 0 && (c.Interval < time.Millisecond || c.Interval > maxPeriod) {
+		return fieldError("LimiterConfig.Interval", c.Interval, "must be in [1ms, 10s] (0 means the default 100ms)")
+	}
+	if c.CalmAfter < 0 {
+		return fieldError("LimiterConfig.CalmAfter", c.CalmAfter, "must be ≥ 0 (0 means the default 2s)")
+	}
+	if c.Window != 0 && (c.Window < time.Millisecond || c.Window > time.Hour) {
+		return fieldError("LimiterConfig.Window", c.Window, "must be in [1ms, 1h] (0 means the default 500ms)")
 	}
 	return nil
 }
 
 // AdaptiveLimiter is a client-side send-rate limiter that adapts to
 // throttling: unlimited until the first throttle, then every attempt — first
-// attempts too — waits for a slot of a token bucket whose rate follows the
-// service's answers. One limiter is shared by all callers of one resource (a
-// table, a host); it is safe for concurrent use. Methods ending in At take
-// the time as an argument, for simulation.
+// attempts too — waits for a place in a FIFO line served at a rate that
+// follows the service's answers. One limiter is shared by all callers of one
+// resource (a table, a host); it is safe for concurrent use. It implements
+// Limiter; methods ending in At take the time as an argument, for
+// simulation.
+//
+// The zero value is ready to use, with the default configuration (Goodput).
+// A nil *AdaptiveLimiter never limits.
 type AdaptiveLimiter struct {
-	cfg LimiterConfig
-	mu  sync.Mutex
+	cfg LimiterConfig // as given; never changed, read without the lock
+	c   LimiterConfig // cfg with defaults, set on first use under mu
+
+	// The calm path: read and written without the lock.
+	limiting atomic.Bool  // pacing (Goodput) or enabled (CUBIC)
+	accepted atomic.Int64 // accepted answers counted while calm (Goodput)
+	markNs   atomic.Int64 // when the calm measure was last rolled
+
+	mu sync.Mutex
 	limiterState
 }
 
 // limiterState is everything ResetAt clears.
 type limiterState struct {
 	started bool
-	enabled bool
-	// send bucket
-	rate       float64
-	capacity   float64
-	tokens     float64
-	lastRefill time.Time
+	rate    float64
 
-	// CUBIC state (names as in the AWS SDKs)
+	// CUBIC's token bucket and state (names as in the AWS SDKs)
+	capacity         float64
+	tokens           float64
+	lastRefill       time.Time
 	calculatedRate   float64
 	measuredTxRate   float64
 	lastTxRateBucket float64
@@ -142,24 +220,21 @@ type limiterState struct {
 	lastThrottleTime time.Time
 	timeWindow       float64
 
-	// Goodput state
-	first       time.Time
-	nextUpdate  time.Time
-	peak        float64 // accepted rate when last throttled
-	calibrating bool    // the first interval after the first throttle
-	quiet       int     // busy intervals without a throttle since the last one
-	sent        int     // slots used in the current interval
-	issued      uint64  // Goodput line: last ticket issued
-	served      float64 // Goodput line: tickets served so far (virtual)
-	lastServe   time.Time
-	slots       []goodputSlot
-	throttled   bool // a throttle in the current interval
-}
+	// Goodput's line: tickets 1..issued; served counts slots passed.
+	issued    uint64
+	served    float64
+	lastServe time.Time
 
-type goodputSlot struct {
-	start    time.Time
-	accepted int
-	answered int
+	// Goodput's control state
+	measured    bool      // a throttled period has measured the share
+	quiet       int       // quiet, binding periods since the last throttle
+	periodStart time.Time // start of the current decision period
+	acc, thr    int       // answers in the period
+	sent        int       // slots granted in the period
+	waited      bool      // some caller waited in line in the period
+	lastThrot   time.Time // end of the last throttled period
+	markCount   int64     // accepted count at the last calm mark
+	calmRate    float64   // accepted rate over the last full calm window
 }
 
 // NewAdaptiveLimiter returns a limiter, or an error naming a field out of
@@ -172,23 +247,32 @@ func NewAdaptiveLimiter(cfg LimiterConfig) (*AdaptiveLimiter, error) {
 }
 
 // Validate reports whether the limiter's configuration is in range.
-func (l *AdaptiveLimiter) Validate() error { return l.cfg.Validate() }
+func (l *AdaptiveLimiter) Validate() error {
+	if l == nil {
+		return nil
+	}
+	return l.cfg.Validate()
+}
+
+// Config returns the configuration in use, defaults applied.
+func (l *AdaptiveLimiter) Config() LimiterConfig { return l.cfg.withDefaults() }
 
 // ResetAt starts the limiter afresh at now (unlimited, no history). A new
 // limiter starts at its first use.
 func (l *AdaptiveLimiter) ResetAt(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.resetLocked(now)
+	l.resetLocked(nowOr(now))
 }
 
 func (l *AdaptiveLimiter) resetLocked(now time.Time) {
-	cfg := l.cfg
+	l.c = l.cfg.withDefaults() // the zero value gets its defaults here
 	l.limiterState = limiterState{started: true}
+	l.limiting.Store(false)
 	l.lastTxRateBucket = math.Floor(unixSeconds(now))
 	l.lastThrottleTime = now
-	l.first = now
-	l.nextUpdate = now.Add(cfg.Interval)
+	l.markCount = l.accepted.Load()
+	l.markNs.Store(now.UnixNano())
 }
 
 func (l *AdaptiveLimiter) start(now time.Time) {
@@ -197,12 +281,17 @@ func (l *AdaptiveLimiter) start(now time.Time) {
 	}
 }
 
+func (l *AdaptiveLimiter) goodput() bool { return l.cfg.Algorithm == Goodput }
+
 // Rate returns the current send rate in attempts per second, and false while
-// the limiter is not limiting (before the first throttle).
+// the limiter is not limiting.
 func (l *AdaptiveLimiter) Rate() (float64, bool) {
+	if l == nil {
+		return 0, false
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.rate, l.enabled
+	return l.rate, l.limiting.Load()
 }
 
 // MeasuredRate returns the CUBIC algorithm's smoothed send-rate measure.
@@ -212,86 +301,90 @@ func (l *AdaptiveLimiter) MeasuredRate() float64 {
 	return l.measuredTxRate
 }
 
-func (l *AdaptiveLimiter) refill(now time.Time) {
-	if l.lastRefill.IsZero() {
-		l.lastRefill = now
-		return
+// ReserveAt asks for a send slot at now; see Limiter for the protocol.
+// Goodput hands out places in a FIFO line (a ticket; poll WaitAt); CUBIC
+// polls its token bucket as the AWS SDKs do (no ticket: call ReserveAt again
+// after the wait). A slot that would begin after deadline (zero: none) is
+// refused, taking nothing: don't wait into a certain failure.
+func (l *AdaptiveLimiter) ReserveAt(now, earliest, deadline time.Time) (Ticket, time.Duration, bool) {
+	if l == nil || (l.goodput() && !l.limiting.Load()) {
+		// Calm: nothing to wait for but the delay.
+		if !earliest.IsZero() {
+			if w := earliest.Sub(nowOr(now)); w > 0 {
+				return 0, w, true
+			}
+		}
+		return 0, 0, true
 	}
-	if now.After(l.lastRefill) {
-		l.tokens = min(l.capacity, l.tokens+now.Sub(l.lastRefill).Seconds()*l.rate)
-		l.lastRefill = now
-	}
-}
-
-func (l *AdaptiveLimiter) setRate(now time.Time, r float64) {
-	l.refill(now)
-	l.rate = max(r, l.cfg.MinRate)
-	l.capacity = max(1, l.rate*l.cfg.Burst)
-	l.tokens = min(l.tokens, l.capacity)
-}
-
-// TakeAt asks for a send slot for an attempt at now. It returns how long to
-// wait first and, for the Goodput algorithm, a ticket: a place in line.
-//
-//   - wait == 0: send now.
-//   - wait > 0 and ticket != 0 (Goodput): you hold a place in a FIFO line.
-//     After waiting, call DueAt for what remains (the rate may have changed
-//     meanwhile, in either direction), until it returns 0; then send.
-//   - wait > 0 and ticket == 0 (CUBIC): nothing is held; call TakeAt again
-//     after waiting, as the AWS SDKs poll their token bucket.
-//   - !ok: the slot would begin after deadline (zero: none); nothing is
-//     taken. Don't wait into a certain failure.
-func (l *AdaptiveLimiter) TakeAt(now, deadline time.Time) (wait time.Duration, ticket uint64, ok bool) {
+	now = nowOr(now)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.start(now)
-	if l.cfg.Algorithm == Goodput {
-		l.goodputTick(now)
+	if l.goodput() {
+		l.tick(now)
+		if !l.limiting.Load() {
+			return 0, max(earliest.Sub(now), 0), true
+		}
+		return l.takeTicket(now, earliest, deadline)
 	}
-	if !l.enabled {
+	if earliest.After(now) {
+		return 0, earliest.Sub(now), true
+	}
+	if !l.limiting.Load() {
 		return 0, 0, true
-	}
-	if l.cfg.Algorithm == Goodput {
-		return l.takeTicket(now, deadline)
 	}
 	l.refill(now)
 	if l.tokens >= 1 {
 		l.tokens--
 		return 0, 0, true
 	}
-	wait = max(time.Duration((1-l.tokens)/l.rate*float64(time.Second)), 1)
+	wait := max(time.Duration((1-l.tokens)/l.rate*float64(time.Second)), 1)
 	if !deadline.IsZero() && now.Add(wait).After(deadline) {
-		return wait, 0, false
+		return 0, wait, false
 	}
-	return wait, 0, true
+	return 0, wait, true
 }
 
-// takeTicket issues the next place in line. Places are served at the
-// current rate, with up to Burst seconds of unused rate as credit; since a
-// place's time is computed when it is asked for (DueAt), a rate change
-// applies at once to everyone waiting.
-func (l *AdaptiveLimiter) takeTicket(now, deadline time.Time) (time.Duration, uint64, bool) {
+// takeTicket issues the next place in line, or asks the caller to come back
+// later so that its place comes up when its delay ends (the delay and the
+// line overlap).
+func (l *AdaptiveLimiter) takeTicket(now, earliest, deadline time.Time) (Ticket, time.Duration, bool) {
 	l.advance(now)
-	t := l.issued + 1
-	wait := l.due(t)
-	// Refuse only a certain failure: the slot, at the best rate known to
-	// hold (the capacity measured last), would still begin after the
-	// deadline. While the capacity is unknown the rate may grow quickly, so
-	// nothing is certain and nothing is refused.
-	if !deadline.IsZero() && l.peak > 0 {
-		best := max(l.rate, l.peak)
-		if full := time.Duration((float64(t) - 1 - l.served) / best * float64(time.Second)); now.Add(full).After(deadline) {
-			return full, 0, false
+	ahead := float64(l.issued) - l.served // places ahead of a newcomer
+	line := time.Duration(max(ahead, 0) / l.rate * float64(time.Second))
+	if earliest.After(now) {
+		if lead := earliest.Sub(now) - line; lead > 0 {
+			return 0, lead, true
 		}
 	}
-	l.issued = t
-	if wait <= 0 {
+	if !deadline.IsZero() && ahead > 0 {
+		// Refuse only a failure that is certain: the slot would begin after
+		// the deadline even if the rate doubled every Interval meanwhile (the
+		// fastest the law can grow).
+		if best := l.bestCase(ahead); now.Add(best).After(deadline) {
+			return 0, best, false
+		}
+	}
+	l.issued++
+	t := Ticket(l.issued)
+	w := l.due(t)
+	if w <= 0 {
 		l.sent++
 		return 0, 0, true
 	}
-	return wait, t, true
+	l.waited = true
+	return t, w, true
 }
 
+// bestCase is how long ahead slots take to pass if the rate doubles every
+// Interval from now on: Interval·log2(1 + ahead/(rate·Interval)).
+func (l *AdaptiveLimiter) bestCase(ahead float64) time.Duration {
+	per := l.rate * l.c.Interval.Seconds()
+	return time.Duration(math.Log2(1+ahead/per) * float64(l.c.Interval))
+}
+
+// advance moves the line on to now: slots pass at the current rate, with up
+// to Burst seconds of unused rate as credit.
 func (l *AdaptiveLimiter) advance(now time.Time) {
 	if now.After(l.lastServe) {
 		if !l.lastServe.IsZero() {
@@ -299,62 +392,139 @@ func (l *AdaptiveLimiter) advance(now time.Time) {
 		}
 		l.lastServe = now
 	}
-	l.served = min(l.served, float64(l.issued)+max(1, l.rate*l.cfg.Burst))
+	l.served = min(l.served, float64(l.issued)+max(1, l.rate*l.c.Burst))
 }
 
 // due is how long ticket t waits at the current rate, but at most one
-// Interval: a holder wakes at least once per rate update, so a rate that
-// rose is used at once.
-func (l *AdaptiveLimiter) due(t uint64) time.Duration {
+// Interval: a holder wakes at least once per decision, so a rate that rose
+// is used at once.
+func (l *AdaptiveLimiter) due(t Ticket) time.Duration {
 	d := (float64(t) - 1 - l.served) / l.rate
 	if d <= 0 {
 		return 0
 	}
-	return min(max(time.Duration(d*float64(time.Second)), 1), l.cfg.Interval)
+	return min(max(time.Duration(d*float64(time.Second)), 1), l.c.Interval)
 }
 
-// LineWaitAt returns how long an attempt that joined the line at now would
-// wait for its slot at the current rate (0 when not limiting, and always 0
-// for CUBIC, which has no line).
-func (l *AdaptiveLimiter) LineWaitAt(now time.Time) time.Duration {
+// WaitAt returns how long the holder of ticket t must still wait at now;
+// 0 means send now (the slot is then used).
+func (l *AdaptiveLimiter) WaitAt(now time.Time, t Ticket) time.Duration {
+	if l == nil || t == 0 || !l.goodput() {
+		return 0
+	}
+	now = nowOr(now)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.enabled || l.cfg.Algorithm != Goodput {
+	l.tick(now)
+	if !l.limiting.Load() {
 		return 0
 	}
 	l.advance(now)
-	d := (float64(l.issued) - l.served) / l.rate
-	if d <= 0 {
-		return 0
-	}
-	return time.Duration(d * float64(time.Second))
-}
-
-// DueAt returns how long the holder of ticket (from TakeAt) must still wait
-// at now; 0 means send now.
-func (l *AdaptiveLimiter) DueAt(now time.Time, ticket uint64) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.enabled || l.cfg.Algorithm != Goodput {
-		return 0
-	}
-	l.goodputTick(now)
-	l.advance(now)
-	w := l.due(ticket)
+	w := l.due(t)
 	if w == 0 {
 		l.sent++
+	} else {
+		l.waited = true
 	}
 	return w
 }
 
-// CancelAt gives up a ticket that will not be used. Its place in line
-// passes unused (a gap of 1/rate): the price of O(1) bookkeeping.
-func (l *AdaptiveLimiter) CancelAt(time.Time, uint64) {}
+// CancelAt gives back a place in line that will not be used: everyone
+// behind it moves up by one slot, so cancelled waiters leave no gap.
+func (l *AdaptiveLimiter) CancelAt(now time.Time, t Ticket) {
+	if l == nil || t == 0 || !l.goodput() {
+		return
+	}
+	now = nowOr(now)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.limiting.Load() || uint64(t) > l.issued {
+		return
+	}
+	l.advance(now)
+	if float64(t) > l.served { // not yet due: its slot passes to the line
+		if uint64(t) == l.issued {
+			l.issued--
+		} else {
+			l.served++
+		}
+	}
+}
+
+// ObserveAt feeds the outcome of an attempt answered at now. Every answered
+// attempt should be reported, successes included.
+func (l *AdaptiveLimiter) ObserveAt(now time.Time, o Outcome) {
+	if l == nil {
+		return
+	}
+	if l.goodput() && o != OutcomeThrottled && !l.limiting.Load() {
+		l.calmObserve(now, o)
+		return
+	}
+	now = nowOr(now)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.start(now)
+	if l.cfg.Algorithm == CUBIC {
+		l.cubicUpdate(now, o == OutcomeThrottled)
+		return
+	}
+	l.goodputObserve(now, o)
+}
+
+// calmObserve counts an accepted answer without the lock while the limiter
+// is calm, and now and then rolls the window of the accepted-rate measure.
+func (l *AdaptiveLimiter) calmObserve(now time.Time, o Outcome) {
+	if o != OutcomeAccepted {
+		return
+	}
+	n := l.accepted.Add(1)
+	if now.IsZero() {
+		if n%calmRoll != 0 {
+			return
+		}
+		now = time.Now()
+	} else if now.UnixNano()-l.markNs.Load() < int64(calmWindow(l.cfg.Window)) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.start(now)
+	l.roll(now)
+}
+
+func calmWindow(w time.Duration) time.Duration {
+	if w == 0 {
+		return 500 * time.Millisecond
+	}
+	return w
+}
+
+// roll closes the calm measure's window if it is over.
+func (l *AdaptiveLimiter) roll(now time.Time) {
+	mark := time.Unix(0, l.markNs.Load())
+	if span := now.Sub(mark); span >= l.c.Window {
+		n := l.accepted.Load()
+		l.calmRate = float64(n-l.markCount) / span.Seconds()
+		l.markCount = n
+		l.markNs.Store(now.UnixNano())
+	}
+}
 
 // Wait waits for a send slot. It returns false at once, taking nothing, if
 // the slot would begin after ctx's deadline, and ctx's cause if ctx ends
 // while waiting.
 func (l *AdaptiveLimiter) Wait(ctx context.Context) (ok bool, err error) {
+	return WaitSlot(ctx, l)
+}
+
+// WaitSlot runs the Limiter protocol on real timers until l grants a send
+// slot, for hosts that own their retry loop (the AWS SDK's middleware). It
+// returns false at once, holding nothing, if the slot would begin after
+// ctx's deadline, and ctx's cause if ctx ends while waiting (the place in
+// line is then given back).
+func WaitSlot(ctx context.Context, l Limiter) (ok bool, err error) {
+	var earliest time.Time
 	dl, _ := ctx.Deadline()
 	var t *time.Timer
 	defer func() {
@@ -362,7 +532,7 @@ func (l *AdaptiveLimiter) Wait(ctx context.Context) (ok bool, err error) {
 			t.Stop()
 		}
 	}()
-	wait, ticket, ok := l.TakeAt(time.Now(), dl)
+	ticket, wait, ok := l.ReserveAt(time.Now(), earliest, dl)
 	for {
 		if !ok {
 			return false, nil
@@ -375,57 +545,62 @@ func (l *AdaptiveLimiter) Wait(ctx context.Context) (ok bool, err error) {
 			return false, err
 		}
 		if ticket != 0 {
-			wait = l.DueAt(time.Now(), ticket)
+			wait = l.WaitAt(time.Now(), ticket)
 		} else {
-			wait, ticket, ok = l.TakeAt(time.Now(), dl)
+			ticket, wait, ok = l.ReserveAt(time.Now(), earliest, dl)
 		}
 	}
 }
 
-// UpdateAt feeds the outcome of an attempt answered at now: throttled or not.
-// Every answered attempt should be reported, successes included.
-func (l *AdaptiveLimiter) UpdateAt(now time.Time, throttled bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.start(now)
-	if l.cfg.Algorithm == CUBIC {
-		l.cubicUpdate(now, throttled)
-	} else {
-		l.goodputUpdate(now, throttled)
+// Observe is ObserveAt(time.Time{}, o): the time is read only if needed.
+func (l *AdaptiveLimiter) Observe(o Outcome) { l.ObserveAt(time.Time{}, o) }
+
+// --- CUBIC, as the AWS SDKs ---
+
+func (l *AdaptiveLimiter) refill(now time.Time) {
+	if l.lastRefill.IsZero() {
+		l.lastRefill = now
+		return
+	}
+	if now.After(l.lastRefill) {
+		l.tokens = min(l.capacity, l.tokens+now.Sub(l.lastRefill).Seconds()*l.rate)
+		l.lastRefill = now
 	}
 }
 
-// Update is UpdateAt(time.Now(), throttled).
-func (l *AdaptiveLimiter) Update(throttled bool) { l.UpdateAt(time.Now(), throttled) }
-
-// --- CUBIC, as the AWS SDKs ---
+func (l *AdaptiveLimiter) setBucketRate(now time.Time, r float64) {
+	l.refill(now)
+	l.rate = max(r, l.c.MinRate)
+	l.capacity = max(1, l.rate*l.c.Burst)
+	l.tokens = min(l.tokens, l.capacity)
+}
 
 func (l *AdaptiveLimiter) cubicUpdate(now time.Time, throttled bool) {
 	l.updateMeasuredRate(now)
 	if throttled {
 		rateToUse := l.measuredTxRate
-		if l.enabled {
+		if l.limiting.Load() {
 			rateToUse = math.Min(l.measuredTxRate, l.rate)
 		}
 		l.lastMaxRate = rateToUse
 		l.calculateTimeWindow()
 		l.lastThrottleTime = now
-		l.calculatedRate = rateToUse * l.cfg.Beta
-		l.enabled = true
+		l.calculatedRate = rateToUse * l.c.Beta
+		l.limiting.Store(true)
 	} else {
 		l.calculateTimeWindow()
 		l.calculatedRate = l.cubicSuccess(now)
 	}
-	l.setRate(now, math.Min(l.calculatedRate, 2*l.measuredTxRate))
+	l.setBucketRate(now, math.Min(l.calculatedRate, 2*l.measuredTxRate))
 }
 
 func (l *AdaptiveLimiter) cubicSuccess(t time.Time) float64 {
 	dt := t.Sub(l.lastThrottleTime).Seconds()
-	return l.cfg.ScaleConstant*math.Pow(dt-l.timeWindow, 3) + l.lastMaxRate
+	return l.c.ScaleConstant*math.Pow(dt-l.timeWindow, 3) + l.lastMaxRate
 }
 
 func (l *AdaptiveLimiter) calculateTimeWindow() {
-	l.timeWindow = math.Cbrt(l.lastMaxRate * (1 - l.cfg.Beta) / l.cfg.ScaleConstant)
+	l.timeWindow = math.Cbrt(l.lastMaxRate * (1 - l.c.Beta) / l.c.ScaleConstant)
 }
 
 func (l *AdaptiveLimiter) updateMeasuredRate(now time.Time) {
@@ -433,7 +608,7 @@ func (l *AdaptiveLimiter) updateMeasuredRate(now time.Time) {
 	l.requestCount++
 	if bucket > l.lastTxRateBucket {
 		current := float64(l.requestCount) / (bucket - l.lastTxRateBucket)
-		l.measuredTxRate = current*l.cfg.Smooth + l.measuredTxRate*(1-l.cfg.Smooth)
+		l.measuredTxRate = current*l.c.Smooth + l.measuredTxRate*(1-l.c.Smooth)
 		l.requestCount = 0
 		l.lastTxRateBucket = bucket
 	}
@@ -443,167 +618,106 @@ func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // --- Goodput ---
 
-func (l *AdaptiveLimiter) goodputUpdate(now time.Time, throttled bool) {
-	l.count(now, !throttled)
-	if throttled {
-		l.throttled = true
-		if !l.enabled {
-			// First throttle: start at the accepted rate so far.
-			// The capacity is unknown yet (peak 0): quiet intervals grow the
-			// rate quickly until a throttled one measures it.
-			l.enabled = true
-			// Start from what was accepted, or, if the sample is too small
-			// to say (the very first answers were throttles), from β of
-			// what was answered.
-			l.peak = 0
-			acc, ans := l.rates(now)
-			l.setRate(now, max(acc, ans*l.cfg.Beta))
-			// That estimate may rest on a handful of answers (many clients
-			// starting at once, still connecting): the first full interval
-			// calibrates it.
-			l.calibrating = true
-			l.nextUpdate = now.Add(l.cfg.Interval)
-			l.throttled = false
-		}
+func (l *AdaptiveLimiter) goodputObserve(now time.Time, o Outcome) {
+	if !l.limiting.Load() {
+		// The first throttle: start pacing at the accepted rate measured
+		// while calm (the last full window, or the current one if higher).
+		l.roll(now)
+		mark := time.Unix(0, l.markNs.Load())
+		cur := float64(l.accepted.Load()-l.markCount) / max(now.Sub(mark), l.c.Interval).Seconds()
+		l.setRate(max(l.calmRate, cur))
+		l.limiting.Store(true)
+		l.measured = false
+		l.quiet = 0
+		l.issued, l.served, l.lastServe = 0, 0, now
+		l.periodStart = now
+		l.acc, l.thr, l.sent, l.waited = 0, 0, 0, false
+		l.lastThrot = now
 	}
-	l.goodputTick(now)
+	switch o {
+	case OutcomeAccepted:
+		l.acc++
+	case OutcomeThrottled:
+		l.thr++
+	}
+	l.tick(now)
 }
 
-// goodputTick closes every interval that ended by now. An interval with a
-// throttle sets the rate to (1+Headroom)·accepted, but never raises it and
-// never cuts it below β·rate in one step, and remembers the accepted rate as the capacity seen
-// (peak). A quiet interval grows the rate: quickly (×(1+4·Probe)) back up to
-// the peak, then by Probe to find new capacity. Ticks also run when an
-// attempt asks for a slot, so a rate cut low recovers even when few answers
-// come back.
-func (l *AdaptiveLimiter) goodputTick(now time.Time) {
-	for !now.Before(l.nextUpdate) {
-		if l.enabled {
-			at := l.nextUpdate
-			acc := l.acceptedRate(at)
-			if l.calibrating {
-				// Capacity stays unknown (peak 0): busy intervals double the
-				// rate until a throttled one measures it. An interval with
-				// too few answers to say anything (clients still connecting)
-				// does not end the calibration.
-				last, answers := l.acceptedSince(at.Add(-l.cfg.Interval), at)
-				if answers >= minCalibration {
-					l.calibrating = false
-				}
-				l.setRate(at, max(l.rate, last))
-			} else if l.throttled {
-				// Never raise the rate on a throttle: the accepted count of a
-				// first throttled interval includes the service's burst.
-				l.peak = min(acc, l.rate)
-				l.setRate(at, max(min(acc*(1+l.cfg.Headroom), l.rate), l.rate*l.cfg.Beta))
-			} else if float64(l.sent) < 0.8*l.rate*l.cfg.Interval.Seconds() && float64(l.issued) <= l.served {
-				// Not limited by us: the quiet says nothing about capacity
-				// (RFC 7661's rule for an application-limited sender).
-			} else if l.peak == 0 {
-				l.setRate(at, l.rate*2) // slow start, as TCP's: double per interval
-			} else if l.rate < l.peak {
-				l.setRate(at, min(l.peak, l.rate*(1+4*l.cfg.Probe)))
-			} else {
-				// At or above the measured capacity: probe gently at first
-				// (a plateau, as CUBIC has around its last maximum), faster
-				// as quiet intervals add up and the capacity has likely grown.
-				l.quiet++
-				l.setRate(at, l.rate*(1+l.cfg.Probe*float64(min(l.quiet, 8))/8))
-			}
-			if l.throttled {
-				l.quiet = 0
-			}
+func (l *AdaptiveLimiter) setRate(r float64) {
+	l.rate = min(max(r, l.c.MinRate), 1e9)
+}
+
+// period is the current decision period: Interval, or longer at low rates
+// so that it holds minPeriodAnswers sends.
+func (l *AdaptiveLimiter) period() time.Duration {
+	p := l.c.Interval
+	if d := time.Duration(minPeriodAnswers / l.rate * float64(time.Second)); d > p {
+		p = d
+	}
+	return min(p, maxPeriod)
+}
+
+// tick closes every decision period that ended by now. It runs on every
+// call, answers or reservations, so the rate moves with time even when few
+// answers come back: no state waits on an event that may never come.
+func (l *AdaptiveLimiter) tick(now time.Time) {
+	for l.limiting.Load() {
+		p := l.period()
+		end := l.periodStart.Add(p)
+		if now.Before(end) {
+			return
 		}
-		l.throttled = false
-		l.sent = 0
-		l.nextUpdate = l.nextUpdate.Add(l.cfg.Interval)
-		if now.Sub(l.nextUpdate) > l.cfg.Window { // long silence: skip ahead
-			l.nextUpdate = now.Add(l.cfg.Interval)
+		l.advance(end)
+		l.decide(end, p)
+		l.periodStart = end
+		if now.Sub(end) > 2*p { // a long silence is one quiet period
+			l.periodStart = now
 		}
 	}
 }
 
-func (l *AdaptiveLimiter) count(now time.Time, accepted bool) {
-	a := 0
-	if accepted {
-		a = 1
-	}
-	n := len(l.slots)
-	if n > 0 && now.Sub(l.slots[n-1].start) < l.cfg.Interval/4 {
-		l.slots[n-1].accepted += a
-		l.slots[n-1].answered++
-	} else {
-		l.slots = append(l.slots, goodputSlot{start: now, accepted: a, answered: 1})
-	}
-	// drop slots older than the window
-	i := 0
-	for i < len(l.slots) && now.Sub(l.slots[i].start) > l.cfg.Window {
-		i++
-	}
-	if i > 0 {
-		l.slots = append(l.slots[:0], l.slots[i:]...)
-	}
+// fair is the additive term for a period of p at rate r: Fairness·√n
+// answers per period, n = r·p, as a rate; relative to r it is Fairness/√n,
+// at most Fairness/√fairFloor.
+func (l *AdaptiveLimiter) fair(r float64, p time.Duration) float64 {
+	n := r * p.Seconds()
+	return r * l.c.Fairness / math.Sqrt(max(n, fairFloor))
 }
 
-// acceptedRate is the accepted responses per second over the window ending
-// at now (or since the first use, if shorter, but never under Interval).
-func (l *AdaptiveLimiter) acceptedRate(now time.Time) float64 {
-	acc, _ := l.rates(now)
-	return acc
-}
-
-// minCalibration is the fewest answers in an interval that calibrate the
-// first estimate of the rate.
-const minCalibration = 10
-
-// acceptedSince returns the accepted responses per second in [from, to], and
-// how many answers (accepted or not) came in it.
-func (l *AdaptiveLimiter) acceptedSince(from, to time.Time) (rate float64, answers int) {
-	n := 0
-	for _, s := range l.slots {
-		if !s.start.Before(from) && !s.start.After(to) {
-			n += s.accepted
-			answers += s.answered
+// decide closes the period that ended at end and lasted p.
+func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
+	s := p.Seconds()
+	r := l.rate
+	binding := l.waited || float64(l.sent) >= 0.8*r*s
+	switch {
+	case l.thr > 0:
+		thrown := float64(l.thr) / float64(l.thr+l.acc)
+		base := r
+		if !binding { // the line did not bind: what was sent is the base
+			base = min(r, max(float64(l.sent), float64(l.thr+l.acc))/s)
 		}
-	}
-	return float64(n) / to.Sub(from).Seconds(), answers
-}
-
-// rates returns the accepted and the answered responses per second.
-func (l *AdaptiveLimiter) rates(now time.Time) (accepted, answered float64) {
-	n, m := 0, 0
-	for _, s := range l.slots {
-		if now.Sub(s.start) <= l.cfg.Window {
-			n += s.accepted
-			m += s.answered
+		share := base * (1 - thrown)
+		a := l.fair(share, p)
+		l.setRate(min(max(share*(1+l.c.Headroom)+a, l.c.Beta*r), r+a))
+		l.measured = true
+		l.quiet = 0
+		l.lastThrot = end
+	case binding && l.acc > 0:
+		l.quiet++
+		if !l.measured {
+			l.setRate(r * maxGrowth) // slow start
+			break
 		}
+		g := min(l.c.Probe*math.Pow(2, float64(l.quiet-1)), maxGrowth-1)
+		l.setRate(r*(1+g) + l.fair(r, p))
+	case !binding && end.Sub(l.lastThrot) >= l.c.CalmAfter:
+		// Long without a throttle, and the rate does not bind: stop
+		// limiting. Throttles, if they come back, start it again from the
+		// accepted rate measured meanwhile.
+		l.limiting.Store(false)
+		l.markCount = l.accepted.Load()
+		l.markNs.Store(end.UnixNano())
+		l.calmRate = 0
 	}
-	span := max(min(l.cfg.Window, now.Sub(l.first)), l.cfg.Interval).Seconds()
-	return float64(n) / span, float64(m) / span
-}
-
-// LimiterSet is a keyed set of adaptive limiters — one per table, per host —
-// created on first use with one configuration. It is safe for concurrent
-// use. Keys are never evicted: key by a bounded set (hosts, tables), not by
-// request.
-type LimiterSet struct {
-	cfg LimiterConfig
-	m   sync.Map // string → *AdaptiveLimiter
-}
-
-// NewLimiterSet returns an empty set, or an error if cfg is out of range.
-func NewLimiterSet(cfg LimiterConfig) (*LimiterSet, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return &LimiterSet{cfg: cfg}, nil
-}
-
-// Get returns the limiter for key, creating it on first use.
-func (s *LimiterSet) Get(key string) *AdaptiveLimiter {
-	if v, ok := s.m.Load(key); ok {
-		return v.(*AdaptiveLimiter)
-	}
-	v, _ := s.m.LoadOrStore(key, &AdaptiveLimiter{cfg: s.cfg.withDefaults()})
-	return v.(*AdaptiveLimiter)
+	l.acc, l.thr, l.sent, l.waited = 0, 0, 0, false
 }

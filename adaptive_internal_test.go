@@ -44,7 +44,7 @@ func TestCUBICReferenceVectors(t *testing.T) {
 				now := time.Unix(s.sec, 0)
 				l.calculateTimeWindow()
 				if s.throttled {
-					rate = rate * l.cfg.Beta
+					rate = rate * l.c.Beta
 					l.lastThrottleTime = now
 					l.lastMaxRate = rate
 				} else {
@@ -76,7 +76,11 @@ func TestCUBICUpdateReferenceVectors(t *testing.T) {
 	l, _ := NewAdaptiveLimiter(AWSAdaptive)
 	l.ResetAt(time.Unix(0, 0))
 	for _, s := range steps {
-		l.UpdateAt(time.UnixMilli(s.ms), s.throttled)
+		o := OutcomeAccepted
+		if s.throttled {
+			o = OutcomeThrottled
+		}
+		l.ObserveAt(time.UnixMilli(s.ms), o)
 		if !near(l.measuredTxRate, s.measured) {
 			t.Errorf("t=%dms: measured rate %v, want %v", s.ms, l.measuredTxRate, s.measured)
 		}
@@ -84,7 +88,7 @@ func TestCUBICUpdateReferenceVectors(t *testing.T) {
 			t.Errorf("t=%dms: fill rate %v, want %v", s.ms, l.rate, s.fill)
 		}
 	}
-	if !l.enabled {
+	if !l.limiting.Load() {
 		t.Error("limiter not enabled after a throttle")
 	}
 }

@@ -29,14 +29,14 @@ func mustLimiter(t testing.TB, c retry.LimiterConfig) *retry.AdaptiveLimiter {
 func feed(l *retry.AdaptiveLimiter, start time.Time, d time.Duration, r float64) (float64, float64) {
 	tokens, last := 10.0, start
 	sent, throttled := 0, 0
-	var ticket uint64
+	var ticket retry.Ticket
 	now := start
 	for now.Before(start.Add(d)) {
 		var wait time.Duration
 		if ticket != 0 {
-			wait = l.DueAt(now, ticket)
+			wait = l.WaitAt(now, ticket)
 		} else {
-			wait, ticket, _ = l.TakeAt(now, time.Time{})
+			ticket, wait, _ = l.ReserveAt(now, time.Time{}, time.Time{})
 			if wait == 0 {
 				ticket = 0
 			}
@@ -55,11 +55,18 @@ func feed(l *retry.AdaptiveLimiter, start time.Time, d time.Duration, r float64)
 		} else {
 			throttled++
 		}
-		l.UpdateAt(now, !ok)
+		l.ObserveAt(now, outcome(!ok))
 		now = now.Add(100 * time.Microsecond) // a client that can send 10,000/s
 	}
 	rate, _ := l.Rate()
 	return rate, float64(throttled) / float64(sent)
+}
+
+func outcome(throttled bool) retry.Outcome {
+	if throttled {
+		return retry.OutcomeThrottled
+	}
+	return retry.OutcomeAccepted
 }
 
 func TestGoodputTracksCapacity(t *testing.T) {
@@ -89,12 +96,12 @@ func TestCUBICCollapsesOnThrottleStorm(t *testing.T) {
 	l := mustLimiter(t, retry.AWSAdaptive)
 	g := mustLimiter(t, retry.LimiterConfig{})
 	for i := range 1000 { // 1000 successes over 1 s
-		l.UpdateAt(at(i), false)
-		g.UpdateAt(at(i), false)
+		l.ObserveAt(at(i), retry.OutcomeAccepted)
+		g.ObserveAt(at(i), retry.OutcomeAccepted)
 	}
 	for i := range 20 {
-		l.UpdateAt(at(1000+i), true)
-		g.UpdateAt(at(1000+i), true)
+		l.ObserveAt(at(1000+i), retry.OutcomeThrottled)
+		g.ObserveAt(at(1000+i), retry.OutcomeThrottled)
 	}
 	lr, _ := l.Rate()
 	gr, _ := g.Rate()
@@ -109,7 +116,7 @@ func TestCUBICCollapsesOnThrottleStorm(t *testing.T) {
 func TestLimiterWaitCanceled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := mustLimiter(t, retry.LimiterConfig{MinRate: 1})
-		l.Update(true) // limiting at the floor: 1/s
+		l.Observe(retry.OutcomeThrottled) // limiting at the floor: 1/s
 		l.Wait(t.Context())
 		ctx, cancel := context.WithCancel(t.Context())
 		go func() { time.Sleep(100 * time.Millisecond); cancel() }()
@@ -124,7 +131,7 @@ func TestLimiterWaitCanceled(t *testing.T) {
 func TestLimiterDeadlineRule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := mustLimiter(t, retry.AWSAdaptive) // CUBIC: at its floor of 0.5/s after a throttle
-		l.Update(true)
+		l.Observe(retry.OutcomeThrottled)
 		p := &retry.Policy{Limiter: l}
 		if err := p.Do(t.Context(), func(context.Context) error { return nil }); err != nil {
 			t.Fatal(err)
@@ -140,34 +147,28 @@ func TestLimiterDeadlineRule(t *testing.T) {
 	})
 }
 
-// TestGoodputDeadlineOnlyWhenCertain: Goodput refuses a slot past the
-// deadline once it has measured the capacity, and not before (the rate may
-// still double every interval).
+// TestGoodputDeadlineOnlyWhenCertain: Goodput refuses a slot only when it
+// would begin after the deadline even if the rate doubled every Interval
+// (the fastest the law grows): 50 places ahead at 10/s take at least
+// 0.1 s·log2(1 + 50/1) = 567 ms.
 func TestGoodputDeadlineOnlyWhenCertain(t *testing.T) {
-	l := mustLimiter(t, retry.LimiterConfig{})
-	l.ResetAt(t0)
-	l.UpdateAt(t0, true) // limiting, capacity unknown
+	l := mustLimiter(t, retry.LimiterConfig{MinRate: 10})
+	l.ObserveAt(t0, retry.OutcomeThrottled) // limiting at 10/s
 	for range 50 {
-		l.TakeAt(t0, time.Time{})
+		l.ReserveAt(t0, time.Time{}, time.Time{})
 	}
-	if _, _, ok := l.TakeAt(t0, t0.Add(time.Millisecond)); !ok {
-		t.Error("refused while the capacity is unknown")
+	if _, w, ok := l.ReserveAt(t0, time.Time{}, t0.Add(560*time.Millisecond)); ok || w < 560*time.Millisecond || w > 570*time.Millisecond {
+		t.Errorf("deadline 560ms: granted %v (wait %v); want refused, best case ≈ 567ms", ok, w)
 	}
-	m := mustLimiter(t, retry.LimiterConfig{})
-	feed(m, t0, 3*time.Second, 10) // measures a capacity of 10/s
-	now := t0.Add(3 * time.Second)
-	for range 50 {
-		m.TakeAt(now, time.Time{})
-	}
-	if w, _, ok := m.TakeAt(now, now.Add(100*time.Millisecond)); ok {
-		t.Errorf("granted a slot %v away with 100ms left at ~10/s", w)
+	if _, _, ok := l.ReserveAt(t0, time.Time{}, t0.Add(600*time.Millisecond)); !ok {
+		t.Error("deadline 600ms: refused although a doubling rate could make it")
 	}
 }
 
 func TestDoWithLimiterPacesFirstAttempts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := mustLimiter(t, retry.LimiterConfig{MinRate: 10, Burst: 0.001})
-		l.Update(true) // rate 10/s
+		l.Observe(retry.OutcomeThrottled) // rate 10/s
 		p := &retry.Policy{Limiter: l}
 		start := time.Now()
 		for range 11 {
@@ -255,7 +256,7 @@ func TestLimiterSet(t *testing.T) {
 	if a == b || s.Get("orders") != a {
 		t.Error("LimiterSet must return one limiter per key")
 	}
-	a.Update(true)
+	a.Observe(retry.OutcomeThrottled)
 	if _, limiting := b.Rate(); limiting {
 		t.Error("a throttle on one key limited another")
 	}

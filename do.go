@@ -18,8 +18,8 @@ import (
 // and the last attempt's error.
 //
 // When the first attempt succeeds and the Policy has no AttemptTimeout,
-// Budget, Limiter or MaxElapsed, Do does not allocate and does not read the
-// clock.
+// Budget or MaxElapsed, Do does not allocate and does not read the clock;
+// a Limiter that is not limiting (a calm AdaptiveLimiter) keeps it so.
 func (p *Policy) Do(ctx context.Context, op func(context.Context) error) error {
 	_, err := doValue(ctx, p, func(ctx context.Context) (struct{}, error) { return struct{}{}, op(ctx) })
 	return err
@@ -40,8 +40,25 @@ func doValue[T any](ctx context.Context, p *Policy, op func(context.Context) (T,
 		r := Run{p: p}
 		return zero, r.giveUp(time.Time{}, ReasonContext, nil, context.Cause(ctx))
 	}
-	if p.AttemptTimeout > 0 || p.MaxElapsed > 0 || p.Limiter != nil || p.Budget != nil {
+	if p.AttemptTimeout > 0 || p.MaxElapsed > 0 || p.Budget != nil {
 		return loop(ctx, p, op, false, *new(T), nil)
+	}
+	if l := p.Limiter; l != nil {
+		// Ask for the first slot without reading the clock: a calm limiter
+		// grants it at once. Otherwise give it back and let the loop wait
+		// for it on real time.
+		dl, _ := ctx.Deadline()
+		t, wait, ok := l.ReserveAt(time.Time{}, time.Time{}, dl)
+		if !ok || wait > 0 {
+			l.CancelAt(time.Time{}, t)
+			return loop(ctx, p, op, false, *new(T), nil)
+		}
+		v, err := op(ctx)
+		if err == nil {
+			l.ObserveAt(time.Time{}, OutcomeAccepted)
+			return v, nil
+		}
+		return loop(ctx, p, op, true, v, err)
 	}
 	// Fast path: nothing to set up before the first attempt.
 	v, err := op(ctx)

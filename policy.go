@@ -99,10 +99,12 @@ type Policy struct {
 	// happens only if the budget grants it.
 	Budget *Budget
 
-	// Limiter, if set, is an adaptive client-side rate limiter shared by all
-	// callers of one resource: every attempt, the first included, waits for
-	// its send slot, and every outcome tunes the rate.
-	Limiter *AdaptiveLimiter
+	// Limiter, if set, is a client-side rate limiter shared by all callers
+	// of one resource (an *AdaptiveLimiter, or any Limiter): every attempt,
+	// the first included, waits for its send slot, and every outcome is
+	// reported to it. A calm AdaptiveLimiter adds a few nanoseconds and no
+	// allocation to a call.
+	Limiter Limiter
 
 	// Observer, if set, is told of every retry and of giving up.
 	Observer Observer
@@ -209,6 +211,8 @@ func isNilPtr(v any) bool {
 	case *Budget:
 		return x == nil
 	case *AdaptiveLimiter:
+		return x == nil
+	case *LimiterSet:
 		return x == nil
 	}
 	return v == nil

@@ -29,7 +29,7 @@ type Run struct {
 	waited   time.Duration
 	paid     float64   // budget tokens taken for the retry in flight
 	checked  bool      // Policy validated
-	ticket   uint64    // a place in the limiter's line, not yet due
+	ticket   Ticket    // a place in the limiter's line, not yet due
 	earliest time.Time // the next attempt is not sent before this
 }
 
@@ -53,10 +53,10 @@ func (r *Run) Attempts() int { return r.attempts }
 func (r *Run) Waited() time.Duration { return r.waited }
 
 // ReserveAt says how long to wait before the next attempt may be sent, at
-// now: the delay FailedAt decided, and the adaptive limiter's line if the
-// Policy has one. Call it until it returns 0, waiting what it returns in
-// between; then send. ok is false, and nothing is taken, when the
-// limiter's slot would begin after deadline (zero: none).
+// now: the delay FailedAt decided, and the Policy's Limiter, if any. Call it
+// until it returns 0, waiting what it returns in between; then send. ok is
+// false, and nothing is held, when the limiter's slot would begin after
+// deadline (zero: none).
 //
 // With a limiter, the delay and the line overlap: the attempt joins the line
 // so as to reach its head when the delay ends, rather than queueing after
@@ -71,21 +71,16 @@ func (r *Run) ReserveAt(now, deadline time.Time) (wait time.Duration, ok bool) {
 		return 0, true
 	}
 	if r.ticket == 0 {
-		if r.earliest.After(now) {
-			if lead := r.earliest.Sub(now) - l.LineWaitAt(now); lead > 0 {
-				return lead, true
-			}
-		}
-		wait, ticket, ok := l.TakeAt(now, deadline)
+		t, wait, ok := l.ReserveAt(now, r.earliest, deadline)
 		if !ok {
 			return wait, false
 		}
 		if wait > 0 {
-			r.ticket = ticket // 0 for CUBIC: ask again after the wait
+			r.ticket = t // 0: nothing held, ask again after the wait
 			return wait, true
 		}
 	} else {
-		if wait := l.DueAt(now, r.ticket); wait > 0 {
+		if wait := l.WaitAt(now, r.ticket); wait > 0 {
 			return wait, true
 		}
 		r.ticket = 0
@@ -108,7 +103,7 @@ func (r *Run) cancelSlot(now time.Time) {
 func (r *Run) SucceededAt(now time.Time) {
 	r.attempts++
 	if l := r.p.Limiter; l != nil {
-		l.UpdateAt(now, false)
+		l.ObserveAt(now, OutcomeAccepted)
 	}
 	if b := r.p.Budget; b != nil {
 		b.SucceededAt(now, r.attempts, r.paid)
@@ -143,7 +138,17 @@ func (r *Run) failed(now time.Time, err error, d Decision, kind Kind, deadline t
 	}
 	throttled := d == Throttled
 	if l := p.Limiter; l != nil {
-		l.UpdateAt(now, throttled)
+		// A throttle cuts the rate; an answer not worth retrying was still
+		// served; a transient failure (5xx, reset, timeout) says nothing
+		// about capacity.
+		o := OutcomeFailed
+		switch {
+		case throttled:
+			o = OutcomeThrottled
+		case d == Stop:
+			o = OutcomeAccepted
+		}
+		l.ObserveAt(now, o)
 	}
 	switch {
 	case permanent:

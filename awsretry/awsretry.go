@@ -192,7 +192,7 @@ func (r *Retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) e
 // adds the budget's rewards for a success.
 func (r *Retryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
 	if l := r.p.Limiter; l != nil {
-		ok, err := l.Wait(ctx)
+		ok, err := retry.WaitSlot(ctx, l)
 		if err != nil {
 			return nil, err
 		}
@@ -211,12 +211,25 @@ func (r *Retryer) GetInitialToken() func(error) error { return r.release }
 func (r *Retryer) release(err error) error {
 	now := r.now()
 	if l := r.p.Limiter; l != nil {
-		l.UpdateAt(now, err != nil && r.IsErrorThrottle(err))
+		l.ObserveAt(now, r.outcome(err))
 	}
 	if b := r.p.Budget; b != nil && err == nil {
 		b.SucceededAt(now, 1, 0)
 	}
 	return nil
+}
+
+// outcome is what the limiter is told of an attempt's error.
+func (r *Retryer) outcome(err error) retry.Outcome {
+	switch {
+	case err == nil:
+		return retry.OutcomeAccepted
+	case r.IsErrorThrottle(err):
+		return retry.OutcomeThrottled
+	case r.IsErrorRetryable(err):
+		return retry.OutcomeFailed
+	}
+	return retry.OutcomeAccepted // answered, not worth retrying: it was served
 }
 
 func nop(error) error { return nil }

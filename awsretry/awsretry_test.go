@@ -150,7 +150,7 @@ func TestAttemptTokenHonorsDeadline(t *testing.T) {
 		o.Policy.Limiter, _ = retry.NewAdaptiveLimiter(retry.AWSAdaptive)
 	})
 	l := r.Policy().Limiter
-	l.Update(true)
+	l.(*retry.AdaptiveLimiter).Observe(retry.OutcomeThrottled)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()

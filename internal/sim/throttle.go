@@ -175,12 +175,12 @@ func Throttle(cfg ThrottleConfig) (ThrottleResult, error) {
 			}
 		case evSend:
 			res.Attempts++
-			if p.Limiter != nil {
+			if rl, ok := p.Limiter.(interface{ Rate() (float64, bool) }); ok {
 				i := bucket(now)
 				for len(res.LimiterRate) <= i {
 					res.LimiterRate = append(res.LimiterRate, 0)
 				}
-				res.LimiterRate[i], _ = p.Limiter.Rate()
+				res.LimiterRate[i], _ = rl.Rate()
 			}
 			ok := admit(now.Add(rtt / 2))
 			if ok {
