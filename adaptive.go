@@ -96,17 +96,19 @@ var AWSAdaptive = LimiterConfig{Algorithm: CUBIC}
 
 // Goodput's fixed constants.
 const (
-	// minPeriodAnswers: a decision period lasts long enough to hold this many
-	// sends at the current rate (at low rates a period is longer than
-	// Interval), so that a decision rests on more than one answer.
-	minPeriodAnswers = 4
-	// maxPeriod bounds a period however low the rate.
+	// maxPeriod bounds Interval.
 	maxPeriod = 10 * time.Second
 	// fairFloor: the additive term's relative size is at most
 	// Fairness/√fairFloor, so that it stays small at low rates.
 	fairFloor = 100
 	// maxGrowth is the largest growth factor of one quiet period.
 	maxGrowth = 2.0
+	// smoothAnswers: the throttled fraction is smoothed over about this
+	// many answers.
+	smoothAnswers = 50
+	// lowRateAnswers: below this many answers per Interval, growth per
+	// accepted period is raised in proportion (see decide).
+	lowRateAnswers = 10
 	// calmRoll: while calm, the clock is read every calmRoll accepted
 	// answers to keep the accepted-rate measure recent.
 	calmRoll = 256
@@ -131,7 +133,7 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	def(&c.Smooth, 0.8)
 	def(&c.Headroom, 0.03)
 	def(&c.Probe, 0.01)
-	def(&c.Fairness, 0.3)
+	def(&c.Fairness, 0.15)
 	if c.Interval == 0 {
 		c.Interval = 100 * time.Millisecond
 	}
@@ -196,7 +198,7 @@ type AdaptiveLimiter struct {
 
 	// The calm path: read and written without the lock.
 	limiting atomic.Bool  // pacing (Goodput) or enabled (CUBIC)
-	accepted atomic.Int64 // accepted answers counted while calm (Goodput)
+	answered atomic.Int64 // answers (accepted or failed) counted while calm (Goodput)
 	markNs   atomic.Int64 // when the calm measure was last rolled
 
 	mu sync.Mutex
@@ -227,14 +229,16 @@ type limiterState struct {
 
 	// Goodput's control state
 	measured    bool      // a throttled period has measured the share
+	frac        float64   // the throttled fraction, smoothed
+	refused     float64   // slow start: the rate of the last period refused outright
 	quiet       int       // quiet, binding periods since the last throttle
 	periodStart time.Time // start of the current decision period
 	acc, thr    int       // answers in the period
 	sent        int       // slots granted in the period
 	waited      bool      // some caller waited in line in the period
 	lastThrot   time.Time // end of the last throttled period
-	markCount   int64     // accepted count at the last calm mark
-	calmRate    float64   // accepted rate over the last full calm window
+	markCount   int64     // answered count at the last calm mark
+	calmRate    float64   // answered rate over the last full calm window
 }
 
 // NewAdaptiveLimiter returns a limiter, or an error naming a field out of
@@ -271,7 +275,7 @@ func (l *AdaptiveLimiter) resetLocked(now time.Time) {
 	l.limiting.Store(false)
 	l.lastTxRateBucket = math.Floor(unixSeconds(now))
 	l.lastThrottleTime = now
-	l.markCount = l.accepted.Load()
+	l.markCount = l.answered.Load()
 	l.markNs.Store(now.UnixNano())
 }
 
@@ -472,13 +476,10 @@ func (l *AdaptiveLimiter) ObserveAt(now time.Time, o Outcome) {
 	l.goodputObserve(now, o)
 }
 
-// calmObserve counts an accepted answer without the lock while the limiter
+// calmObserve counts an answer without the lock while the limiter
 // is calm, and now and then rolls the window of the accepted-rate measure.
 func (l *AdaptiveLimiter) calmObserve(now time.Time, o Outcome) {
-	if o != OutcomeAccepted {
-		return
-	}
-	n := l.accepted.Add(1)
+	n := l.answered.Add(1)
 	if now.IsZero() {
 		if n%calmRoll != 0 {
 			return
@@ -504,7 +505,7 @@ func calmWindow(w time.Duration) time.Duration {
 func (l *AdaptiveLimiter) roll(now time.Time) {
 	mark := time.Unix(0, l.markNs.Load())
 	if span := now.Sub(mark); span >= l.c.Window {
-		n := l.accepted.Load()
+		n := l.answered.Load()
 		l.calmRate = float64(n-l.markCount) / span.Seconds()
 		l.markCount = n
 		l.markNs.Store(now.UnixNano())
@@ -620,14 +621,17 @@ func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 func (l *AdaptiveLimiter) goodputObserve(now time.Time, o Outcome) {
 	if !l.limiting.Load() {
-		// The first throttle: start pacing at the accepted rate measured
-		// while calm (the last full window, or the current one if higher).
+		// The first throttle: start pacing at the rate this client was
+		// sending at while calm (the last full window, or the current one
+		// if higher). The first throttled period then measures what the
+		// service accepts of it.
 		l.roll(now)
 		mark := time.Unix(0, l.markNs.Load())
-		cur := float64(l.accepted.Load()-l.markCount) / max(now.Sub(mark), l.c.Interval).Seconds()
+		cur := float64(l.answered.Load()-l.markCount) / max(now.Sub(mark), l.c.Interval).Seconds()
 		l.setRate(max(l.calmRate, cur))
 		l.limiting.Store(true)
 		l.measured = false
+		l.frac, l.refused = 0, math.MaxFloat64
 		l.quiet = 0
 		l.issued, l.served, l.lastServe = 0, 0, now
 		l.periodStart = now
@@ -650,11 +654,7 @@ func (l *AdaptiveLimiter) setRate(r float64) {
 // period is the current decision period: Interval, or longer at low rates
 // so that it holds minPeriodAnswers sends.
 func (l *AdaptiveLimiter) period() time.Duration {
-	p := l.c.Interval
-	if d := time.Duration(minPeriodAnswers / l.rate * float64(time.Second)); d > p {
-		p = d
-	}
-	return min(p, maxPeriod)
+	return l.c.Interval
 }
 
 // tick closes every decision period that ended by now. It runs on every
@@ -686,38 +686,69 @@ func (l *AdaptiveLimiter) fair(r float64, p time.Duration) float64 {
 
 // decide closes the period that ended at end and lasted p.
 func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
-	s := p.Seconds()
 	r := l.rate
-	binding := l.waited || float64(l.sent) >= 0.8*r*s
+	n := l.acc + l.thr
+	binding := l.waited || float64(l.sent) >= 0.8*r*p.Seconds()
+	f := 0.0
+	if n > 0 {
+		// The throttled fraction, smoothed over about smoothAnswers
+		// answers: a period of many answers counts at once, one of a few
+		// answers only a little.
+		f = float64(l.thr) / float64(n)
+		w := float64(n) / float64(n+smoothAnswers)
+		l.frac += w * (f - l.frac)
+	}
 	switch {
-	case l.thr > 0:
-		thrown := float64(l.thr) / float64(l.thr+l.acc)
-		base := r
-		if !binding { // the line did not bind: what was sent is the base
-			base = min(r, max(float64(l.sent), float64(l.thr+l.acc))/s)
+	case l.thr > 0 && !l.measured:
+		// The first throttled periods: the rate was a guess; take what the
+		// service accepted. A period with nothing accepted measures
+		// nothing, only "less": halve what was actually sent (answers
+		// include attempts sent before limiting began).
+		if acc := float64(l.acc) / p.Seconds(); l.acc > 0 {
+			l.setRate(acc*(1+l.c.Headroom) + l.fair(acc, p))
+			l.measured, l.frac = true, f
+		} else {
+			l.setRate(l.c.Beta * max(r, float64(n)/p.Seconds()))
+			l.refused = l.rate // no blind growth past a rate refused outright
 		}
-		share := base * (1 - thrown)
-		a := l.fair(share, p)
-		l.setRate(min(max(share*(1+l.c.Headroom)+a, l.c.Beta*r), r+a))
-		l.measured = true
 		l.quiet = 0
 		l.lastThrot = end
-	case binding && l.acc > 0:
-		l.quiet++
-		if !l.measured {
-			l.setRate(r * maxGrowth) // slow start
-			break
+	case l.thr > 0:
+		// Send Headroom above the accepted fraction of the rate, plus the
+		// fairness term. The fraction is the smoothed one, but never more
+		// than this period's (a stale estimate must not over-cut).
+		keep := (1 + l.c.Headroom) * (1 - min(l.frac, f))
+		l.setRate(max(r*keep+l.fair(r*keep, p), l.c.Beta*r))
+		l.quiet = 0
+		l.lastThrot = end
+	case !binding:
+		if end.Sub(l.lastThrot) >= l.c.CalmAfter {
+			// Long without a throttle, and the rate does not bind: stop
+			// limiting. Throttles, if they come back, start it again from
+			// the rate measured meanwhile.
+			l.limiting.Store(false)
+			l.markCount = l.answered.Load()
+			l.markNs.Store(end.UnixNano())
+			l.calmRate = 0
 		}
-		g := min(l.c.Probe*math.Pow(2, float64(l.quiet-1)), maxGrowth-1)
-		l.setRate(r*(1+g) + l.fair(r, p))
-	case !binding && end.Sub(l.lastThrot) >= l.c.CalmAfter:
-		// Long without a throttle, and the rate does not bind: stop
-		// limiting. Throttles, if they come back, start it again from the
-		// accepted rate measured meanwhile.
-		l.limiting.Store(false)
-		l.markCount = l.accepted.Load()
-		l.markNs.Store(end.UnixNano())
-		l.calmRate = 0
+	case !l.measured && l.acc > 0:
+		l.setRate(r * maxGrowth) // slow start: double per accepted period
+	case !l.measured && n == 0:
+		// Slow start without answers yet (a service saturated by others
+		// answers nothing but throttles): grow blind, but not past the rate
+		// last refused outright.
+		l.setRate(min(r*maxGrowth, max(r, l.refused)))
+	case l.acc == 0:
+		// No evidence either way: the rate stays.
+	default:
+		// A throttle-free period that carried answers: probe, gently at
+		// first, doubling the step with each such period in a row. At low
+		// rates (under lowRateAnswers answers per Interval) an accepted
+		// period is rare evidence and counts for more.
+		l.quiet++
+		g := l.c.Probe * math.Pow(2, float64(l.quiet-1))
+		g = max(g, l.c.Probe*lowRateAnswers/(r*p.Seconds()))
+		l.setRate(r*(1+min(g, maxGrowth-1)) + l.fair(r, p))
 	}
 	l.acc, l.thr, l.sent, l.waited = 0, 0, 0, false
 }

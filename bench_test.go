@@ -99,3 +99,37 @@ func TestSuccessPathAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDo_FirstTrySucceedsCalmLimiter is BenchmarkDo_FirstTrySucceeds
+// with an AdaptiveLimiter that is not limiting (the service never
+// throttled): an atomic load and an atomic add, no lock, no clock.
+func BenchmarkDo_FirstTrySucceedsCalmLimiter(b *testing.B) {
+	l, _ := retry.NewAdaptiveLimiter(retry.LimiterConfig{})
+	p := &retry.Policy{Limiter: l}
+	ctx := context.Background()
+	op := func(context.Context) error { return nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Do(ctx, op); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDo_FirstTrySucceedsCalmLimiterParallel: the same from every
+// CPU at once, one shared limiter (the atomic counter is contended).
+func BenchmarkDo_FirstTrySucceedsCalmLimiterParallel(b *testing.B) {
+	l, _ := retry.NewAdaptiveLimiter(retry.LimiterConfig{})
+	p := &retry.Policy{Limiter: l}
+	op := func(context.Context) error { return nil }
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if err := p.Do(ctx, op); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

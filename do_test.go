@@ -446,3 +446,18 @@ func TestDelaysIteratorAndPlan(t *testing.T) {
 		t.Errorf("unlimited: iterated %d, plan %d rows", n, len(unl.Plan(0)))
 	}
 }
+
+// TestDoCalmLimiterAllocatesNothing: the success path with a limiter that is
+// not limiting allocates nothing.
+func TestDoCalmLimiterAllocatesNothing(t *testing.T) {
+	l, _ := retry.NewAdaptiveLimiter(retry.LimiterConfig{})
+	p := &retry.Policy{Limiter: l}
+	ctx := context.Background()
+	op := func(context.Context) error { return nil }
+	if n := testing.AllocsPerRun(1000, func() { _ = p.Do(ctx, op) }); n != 0 {
+		t.Errorf("Do with a calm limiter: %v allocs per call, want 0", n)
+	}
+	if _, limiting := l.Rate(); limiting {
+		t.Error("the limiter is limiting without a throttle")
+	}
+}
