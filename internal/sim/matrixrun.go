@@ -132,7 +132,7 @@ func Summarize(rows []MatrixRow, strategies []Strategy) []StrategySummary {
 
 // Goals are the limiter issue's targets for the recommended setup.
 var Goals = struct {
-	WallWorst, WallP95, WallMedian     float64
+	WallWorst, WallP95, WallMedian      float64
 	AttemptsMedian, AttemptsWorst, Jain float64
 }{1.25, 1.10, 1.03, 1.15, 1.5, 0.95}
 
