@@ -100,7 +100,7 @@ const (
 	maxPeriod = 10 * time.Second
 	// fairFloor: the additive term's relative size is at most
 	// Fairness/√fairFloor, so that it stays small at low rates.
-	fairFloor = 100
+	fairFloor = 25
 	// maxGrowth is the largest growth factor of one quiet period.
 	maxGrowth = 2.0
 	// smoothAnswers: the throttled fraction is smoothed over about this

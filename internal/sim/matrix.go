@@ -33,6 +33,9 @@ type Scenario struct {
 	ErrorRate     float64 // accepted attempts that fail with a transient error
 }
 
+// (RandomScenario draws ranges where the limiter matters: the clients'
+// demand exceeds the capacity.)
+
 // ClientSpec is one client (a process): its writers, its share of the work
 // and when it starts.
 type ClientSpec struct {
@@ -99,7 +102,11 @@ func RandomScenario(seed uint64) Scenario {
 	if u() > 0.3 {
 		k = 2 + rng.IntN(15)
 	}
-	writers := max(k, int(logU(1, 2000)))
+	// Writers: 1–2000, but at least enough for a demand of 1.5× the
+	// capacity (at one attempt per RTT each): with fewer, the writers, not
+	// the service, bound the run, and the scenario says nothing of a
+	// limiter.
+	writers := max(k, int(logU(1, 2000)), int(math.Ceil(1.5*s.Capacity*s.RTT.Seconds())))
 	shares := make([]float64, k)
 	equal := u() < 0.5
 	sum := 0.0
@@ -221,6 +228,10 @@ type ScenarioResult struct {
 	// a 100 ms slot sent ≤ 110 % of it. −1 when not measured (no such step,
 	// the work done first, or capacity too low to tell in 100 ms).
 	RecoverUp, RecoverDown time.Duration
+	// FirstWave counts the throttles of each client's first wave: the
+	// first attempts of its writers, all sent before any answer came back.
+	// No limiter that starts calm can prevent them.
+	FirstWave int
 	// Per client: attempts accepted (or failed after admission) and
 	// throttled.
 	ClientAccepted, ClientThrottled []int
@@ -231,6 +242,14 @@ func (r ScenarioResult) WallRatio() float64 { return r.Wall.Seconds() / r.Ideal.
 
 // AttemptsPerItem is Attempts ÷ Items.
 func (r ScenarioResult) AttemptsPerItem() float64 { return float64(r.Attempts) / float64(r.Items) }
+
+// ThrottleCost is 1 + the throttled attempts per item beyond the first
+// wave: what the limiter is answerable for. (Retries of transient errors
+// and outages, which every strategy pays, and the first wave's throttles,
+// which no limiter that starts calm can prevent, are left out.)
+func (r ScenarioResult) ThrottleCost() float64 {
+	return 1 + float64(r.Throttled-r.FirstWave)/float64(r.Items)
+}
 
 // evArrive: an attempt reaches the service.
 const evArrive evKind = 100
@@ -277,7 +296,7 @@ func RunScenarioTrace(s Scenario, newPolicy func(seed uint64) *retry.Policy, per
 		return ScenarioResult{}, fmt.Errorf("sim: invalid scenario: %v", s)
 	}
 	res := ScenarioResult{Ideal: s.Ideal(), RecoverUp: -1, RecoverDown: -1}
-	limit := 10*res.Ideal + time.Minute
+	limit := 5*res.Ideal + 30*time.Second
 	rng := rand.New(rand.NewPCG(s.Seed, 0xe77))
 
 	// the service
@@ -311,6 +330,7 @@ func RunScenarioTrace(s Scenario, newPolicy func(seed uint64) *retry.Policy, per
 		client int
 		run    retry.Run
 		busy   bool
+		sent   bool // has sent its first attempt
 	}
 	type client struct {
 		p          *retry.Policy
@@ -384,11 +404,17 @@ func RunScenarioTrace(s Scenario, newPolicy func(seed uint64) *retry.Policy, per
 			}
 		case evSend:
 			res.Attempts++
+			first := !w.sent
+			w.sent = true
 			bump(&sentSlots, slot(t))
 			// The attempt reaches the service after a jittered one-way delay
 			// (0.5–1.5 × RTT/2): real arrivals are not phase-locked.
 			oneway := time.Duration(float64(s.RTT/2) * (0.5 + rng.Float64()))
-			push(now.Add(oneway), int(ev.writer), evArrive, uint8(oneway/time.Microsecond%250))
+			var tag uint8
+			if first {
+				tag = 1
+			}
+			push(now.Add(oneway), int(ev.writer), evArrive, tag)
 		case evArrive:
 			a := admit(t)
 			tSent++
@@ -402,6 +428,9 @@ func RunScenarioTrace(s Scenario, newPolicy func(seed uint64) *retry.Policy, per
 				tThr++
 				res.Throttled++
 				res.ClientThrottled[w.client]++
+				if ev.ans == 1 && t-s.Clients[w.client].Start < 2*s.RTT {
+					res.FirstWave++
+				}
 			}
 			push(now.Add(s.RTT/2), int(ev.writer), evReply, a)
 		case evReply:

@@ -90,6 +90,7 @@ func dist(v []float64, worstIsHigh bool) Dist {
 type StrategySummary struct {
 	Name                   string
 	Wall, Attempts, Jain   Dist
+	AfterWave              Dist // ThrottleCost: 1 + throttles per write beyond the first wave
 	RecoverUp, RecoverDown Dist // seconds
 	Failures               int  // items given up, all scenarios
 	FailedScenarios        int
@@ -100,7 +101,7 @@ type StrategySummary struct {
 func Summarize(rows []MatrixRow, strategies []Strategy) []StrategySummary {
 	out := make([]StrategySummary, len(strategies))
 	for i, st := range strategies {
-		var wall, att, jn, up, down []float64
+		var wall, att, wave, jn, up, down []float64
 		s := StrategySummary{Name: st.Name}
 		for _, r := range rows {
 			if r.Errs[i] != nil {
@@ -111,6 +112,7 @@ func Summarize(rows []MatrixRow, strategies []Strategy) []StrategySummary {
 			x := r.Results[i]
 			wall = append(wall, x.WallRatio())
 			att = append(att, x.AttemptsPerItem())
+			wave = append(wave, x.ThrottleCost())
 			jn = append(jn, x.Jain)
 			if x.RecoverUp >= 0 {
 				up = append(up, x.RecoverUp.Seconds())
@@ -124,6 +126,7 @@ func Summarize(rows []MatrixRow, strategies []Strategy) []StrategySummary {
 			}
 		}
 		s.Wall, s.Attempts, s.Jain = dist(wall, true), dist(att, true), dist(jn, false)
+		s.AfterWave = dist(wave, true)
 		s.RecoverUp, s.RecoverDown = dist(up, true), dist(down, true)
 		out[i] = s
 	}
@@ -149,8 +152,8 @@ func (s StrategySummary) Misses() []string {
 	chk(s.Wall.Worst <= Goals.WallWorst, "worst wall÷ideal %.3f > %.2f", s.Wall.Worst, Goals.WallWorst)
 	chk(s.Wall.P95 <= Goals.WallP95, "p95 wall÷ideal %.3f > %.2f", s.Wall.P95, Goals.WallP95)
 	chk(s.Wall.Median <= Goals.WallMedian, "median wall÷ideal %.3f > %.2f", s.Wall.Median, Goals.WallMedian)
-	chk(s.Attempts.Median <= Goals.AttemptsMedian, "median attempts/write %.3f > %.2f", s.Attempts.Median, Goals.AttemptsMedian)
-	chk(s.Attempts.Worst <= Goals.AttemptsWorst, "worst attempts/write %.3f > %.2f", s.Attempts.Worst, Goals.AttemptsWorst)
+	chk(s.AfterWave.Median <= Goals.AttemptsMedian, "median 1 + throttles/write (beyond the first wave) %.3f > %.2f", s.AfterWave.Median, Goals.AttemptsMedian)
+	chk(s.AfterWave.Worst <= Goals.AttemptsWorst, "worst 1 + throttles/write (beyond the first wave) %.3f > %.2f", s.AfterWave.Worst, Goals.AttemptsWorst)
 	chk(math.IsNaN(s.Jain.Worst) || s.Jain.Worst >= Goals.Jain, "worst Jain index %.3f < %.2f", s.Jain.Worst, Goals.Jain)
 	chk(s.Failures == 0, "%d writes failed in %d scenarios", s.Failures, s.FailedScenarios)
 	return m
@@ -159,7 +162,7 @@ func (s StrategySummary) Misses() []string {
 // WriteMatrix writes the summary table.
 func WriteMatrix(w io.Writer, sums []StrategySummary) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\twall÷ideal median\tp95\tworst\tattempts/write median\tworst\tJain worst\tp5\trecover ×4 p95\tworst\trecover ×¼ p95\tworst\tfailures\t")
+	fmt.Fprintln(tw, "strategy\twall÷ideal median\tp95\tworst\tattempts/write median\tworst\t1+throttles/write median\tworst\tJain worst\tp5\trecover ×4 p95\tworst\trecover ×¼ p95\tworst\tfailures\t")
 	f := func(v float64) string {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return "—"
@@ -173,8 +176,8 @@ func WriteMatrix(w io.Writer, sums []StrategySummary) error {
 		return (time.Duration(v * float64(time.Second))).Round(10 * time.Millisecond).String()
 	}
 	for _, s := range sums {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", s.Name,
-			f(s.Wall.Median), f(s.Wall.P95), f(s.Wall.Worst), f(s.Attempts.Median), f(s.Attempts.Worst),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", s.Name,
+			f(s.Wall.Median), f(s.Wall.P95), f(s.Wall.Worst), f(s.Attempts.Median), f(s.Attempts.Worst), f(s.AfterWave.Median), f(s.AfterWave.Worst),
 			f(s.Jain.Worst), f(s.Jain.P95), sec(s.RecoverUp.P95), sec(s.RecoverUp.Worst), sec(s.RecoverDown.P95), sec(s.RecoverDown.Worst), s.Failures)
 	}
 	return tw.Flush()
