@@ -1,6 +1,7 @@
 package retrytest_test
 
 import (
+	"os"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,12 @@ import (
 	"github.com/jittered/retry/retrytest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(loadChild())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func start(t *testing.T, cfg retrytest.Config) *retrytest.Server {
 	t.Helper()

@@ -25,4 +25,11 @@ for m in "${modules[@]}"; do
 		status=1
 	fi
 done
+# The scenario matrix's fixed-seed subset guards the adaptive limiter's
+# distribution; under -race it runs only a few scenarios, so run it in full
+# here without the race detector (about 10 s).
+echo "=== scenario matrix subset (no -race)"
+if ! go test -count=1 -run 'TestMatrixSubset' ./internal/sim/; then
+	status=1
+fi
 exit $status

@@ -15,6 +15,21 @@ import (
 // over 500 scenarios.
 func TestMatrixSubset(t *testing.T) {
 	strategies := []Strategy{{"recommended", Recommended}, {"full jitter", MatrixStrategies()[1].New}}
+	if raceEnabled {
+		// The worker pool under the race detector; every scenario finishes.
+		rows := RunMatrix(context.Background(), 1, 4, strategies, nil)
+		for _, r := range rows {
+			for i, err := range r.Errs {
+				if err != nil || r.Results[i].Items == 0 {
+					t.Errorf("%s: %v", strategies[i].Name, err)
+				}
+			}
+		}
+		if len(rows) != 4 {
+			t.Errorf("%d rows, want 4", len(rows))
+		}
+		return
+	}
 	rows := RunMatrix(context.Background(), 1, 30, strategies, nil)
 	if len(rows) != 30 {
 		t.Fatalf("%d rows, want 30", len(rows))
@@ -37,8 +52,8 @@ func TestMatrixSubset(t *testing.T) {
 	}
 	n := Losses(rows, 0, 1)
 	t.Logf("recommended took > 5%% longer than full jitter in %d of 30 scenarios", n)
-	if n > 8 {
-		t.Errorf("recommended took > 5%% longer than full jitter in %d of 30 scenarios (measured: 5)", n)
+	if n > 5 {
+		t.Errorf("recommended took > 5%% longer than full jitter in %d of 30 scenarios (measured: 2)", n)
 	}
 	for _, m := range rec.Misses() {
 		t.Logf("goal missed: %s", m)

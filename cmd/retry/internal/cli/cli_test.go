@@ -193,7 +193,7 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"run", "--retry-on", "1-x", "--", "true"}, "-retry-on"},
 		{[]string{"run", "--retry-on", "300", "--", "true"}, "0-255"},
 		{[]string{"run"}, "no command given"},
-		{[]string{"sim"}, "brooker or throttle"},
+		{[]string{"sim"}, "brooker, throttle or matrix"},
 		{[]string{"sim", "brooker", "--trials", "0"}, "--trials"},
 		{[]string{"sim", "throttle", "--clients", "a"}, "--clients"},
 		{[]string{"demo", "--rate", "0"}, "--rate"},
@@ -232,7 +232,13 @@ func TestSimCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "recommended") {
 		t.Fatalf("throttle: exit %d\n%s%s", code, out, stderr)
 	}
-	for _, f := range []string{"b.png", "b.svg", "t.png", "t.svg"} {
+	// One small scenario of the matrix (seed 19: 5/s, 67 items), all
+	// three strategies, the summary and the chart.
+	code, out, stderr = runMain(t, nil, "", "sim", "matrix", "--seed", "19", "--scenarios", "1", "--worst", "1", "--out", filepath.Join(dir, "m"))
+	if code != 0 || !strings.Contains(out, "recommended") || !strings.Contains(out, "adaptive (AWS CUBIC)") || !strings.Contains(out, "seed=19 C=5/s") {
+		t.Fatalf("matrix: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, f := range []string{"b.png", "b.svg", "t.png", "t.svg", "m.png", "m.svg"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() < 1000 {
 			t.Errorf("chart %s: %v", f, err)
 		}

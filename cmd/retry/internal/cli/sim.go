@@ -215,7 +215,7 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 	} else {
 		fmt.Fprintf(std.Stdout, "%s meets every goal\n", sums[0].Name)
 	}
-	fmt.Fprintf(std.Stdout, "\nscenarios where %s took > 5%% longer than %s (without failing fewer writes): %d of %d\n",
+	fmt.Fprintf(std.Stdout, "\nscenarios where %s took > 5%% longer than %s (failing no fewer writes): %d of %d\n",
 		sums[0].Name, sums[1].Name, sim.Losses(rows, 0, 1), len(rows))
 	if *worst > 0 {
 		fmt.Fprintf(std.Stdout, "\nworst %d for %s:\n", *worst, sums[0].Name)
