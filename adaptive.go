@@ -14,32 +14,38 @@ type Algorithm uint8
 const (
 	// Goodput, the default, paces attempts at the rate the service accepts
 	// from this client plus a small headroom, and finds that rate again on
-	// its own whatever happened before. Each decision period (Interval, or
-	// longer at low rates so that it holds a few answers) ends in one of
-	// three ways:
+	// its own whatever happened before. It decides once per Interval (a
+	// clock common to all clients, so that a larger client meets throttles
+	// in more periods than a smaller one):
 	//
-	//   - throttles were seen: with p the throttled fraction, the rate
-	//     becomes rate·(1−p)·(1+Headroom) + a, never below Beta·rate and
-	//     never above rate + a;
-	//   - no throttle, and the rate bound the sends (callers waited): the
-	//     rate grows — doubling while the capacity was never measured
-	//     (slow start), else by a probe that starts at Probe and doubles
-	//     with each quiet period, plus a;
-	//   - otherwise (few sends, only failures) nothing is learnt and the
-	//     rate stays.
+	//   - slow start, until a throttled period has accepted something: the
+	//     rate doubles per period that brought an accepted answer (or
+	//     blind, no further than the rate last refused outright); a period
+	//     of throttles only halves what was actually sent;
+	//   - a throttled period sets rate·(1+Headroom)·(1−p) + a, p the
+	//     throttled fraction smoothed over about 50 answers (but never more
+	//     than this period's), never below Beta·rate;
+	//   - a throttle-free period in which the rate bound the sends (callers
+	//     waited) and answers were accepted grows the rate by a probe that
+	//     starts at Probe and doubles with each such period in a row (at
+	//     low rates, where an accepted answer is rare evidence, by at least
+	//     Probe·10/(answers per Interval)), plus a;
+	//   - a period of failures only, or of no answers, changes nothing.
 	//
-	// a is the additive term that makes independent limiters converge to a
-	// fair share: a = Fairness·√n per period, n the answers a period holds
-	// at the current rate. It is a binomial law in the sense of Bansal and
-	// Balakrishnan (2001) — increase ∝ rate^(1/2), decrease ∝ rate — which
-	// converges to fairness since ½ + 1 > 1 (Chiu and Jain's argument:
-	// a purely multiplicative law keeps the ratio between clients; the
-	// relative step Fairness/√n is larger for the smaller client). Being in
-	// units of answers, it is the same law at 5/s and at 50,000/s.
+	// a is the additive term meant to make independent limiters converge to
+	// a fair share: Fairness/√max(n, 25) of the rate per period, n the
+	// answers a period holds at the rate — relatively larger for a smaller
+	// client (a binomial law, increase ∝ rate^½ against a decrease ∝ rate:
+	// Bansal and Balakrishnan 2001; Chiu and Jain 1989 for why a purely
+	// multiplicative law would keep the ratio between clients).
+	// BENCHMARKS.md measures it over the scenario matrix: clients that start
+	// together share fairly; a client that joins a service others saturate
+	// converges slowly.
 	//
-	// After CalmAfter without a throttle while the rate does not bind, the
-	// limiter stops limiting: it then costs an atomic load per attempt and
-	// no lock. BENCHMARKS.md has the scenario matrix that judges it.
+	// No state waits on an event that may never come: every period ends by
+	// time, on any call. After CalmAfter without a throttle while the rate
+	// does not bind, the limiter stops limiting: it then costs an atomic load
+	// and an atomic add per call, no lock and no clock.
 	Goodput Algorithm = iota
 	// CUBIC is the AWS SDKs' adaptive retry mode, reproduced exactly
 	// (aws-sdk-go-v2 aws/retry/adaptive_ratelimit.go): on a throttle the rate

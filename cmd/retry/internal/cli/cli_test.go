@@ -234,7 +234,7 @@ func TestSimCommands(t *testing.T) {
 	}
 	// One small scenario of the matrix (seed 19: 5/s, 67 items), all
 	// three strategies, the summary and the chart.
-	code, out, stderr = runMain(t, nil, "", "sim", "matrix", "--seed", "19", "--scenarios", "1", "--worst", "1", "--out", filepath.Join(dir, "m"))
+	code, out, stderr = runMain(t, nil, "", "sim", "matrix", "--seed", "19", "--scenarios", "1", "--worst", "1", "--cubic", "--out", filepath.Join(dir, "m"))
 	if code != 0 || !strings.Contains(out, "recommended") || !strings.Contains(out, "adaptive (AWS CUBIC)") || !strings.Contains(out, "seed=19 C=5/s") {
 		t.Fatalf("matrix: exit %d\n%s%s", code, out, stderr)
 	}
