@@ -712,7 +712,11 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 		// include attempts sent before limiting began).
 		if acc := float64(l.acc) / p.Seconds(); l.acc > 0 {
 			l.setRate(acc*(1+l.c.Headroom) + l.fair(acc, p))
-			l.measured, l.frac = true, f
+			// The rate is now set from what was accepted: at it, about
+			// Headroom/(1+Headroom) of the answers should be throttles. The
+			// start-up storm's fraction would make every later throttle of
+			// a client that gets few answers a deep cut.
+			l.measured, l.frac = true, l.c.Headroom/(1+l.c.Headroom)
 		} else {
 			l.setRate(l.c.Beta * max(r, float64(n)/p.Seconds()))
 			l.refused = l.rate // no blind growth past a rate refused outright

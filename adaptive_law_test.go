@@ -89,18 +89,17 @@ func TestGoodputLawExact(t *testing.T) {
 	now = now.Add(100 * time.Millisecond)
 
 	// A throttled period of 100 answers, 10 throttled: the smoothed
-	// fraction moves by 100/150 of the way from its last value (0.1 after
-	// the first measure, then two quiet periods pulled it down).
-	frac := 0.1
+	// fraction moves by 100/150 of the way from its last value (Headroom/
+	// (1+Headroom) after the first measure — the fraction expected at the
+	// rate it set — then two quiet periods pulled it down).
+	frac := 0.03 / 1.03
 	frac += 94.0 / 144 * (0 - frac)
 	frac += 95.0 / 145 * (0 - frac)
 	frac += 100.0 / 150 * (0.1 - frac)
 	prev = r
 	r = period(t, l, now, int(prev/10)+5, 90, 10)
 	keep := 1.03 * (1 - math.Min(frac, 0.1))
-	if want := prev*keep + fair(prev*keep); math.Abs(r-want) > 1e-3*want {
-		t.Errorf("cut: got %.3f, want %.3f", r, want)
-	}
+	near(t, "cut", r, prev*keep+fair(prev*keep))
 	now = now.Add(100 * time.Millisecond)
 
 	// A period of 95 % throttles: the cut stops at Beta = 0.5.
@@ -325,4 +324,62 @@ func TestLimiterSetEvictsIdleKeys(t *testing.T) {
 	if s.Len() != 1 {
 		t.Errorf("after the idle time, Len %d, want 1 (only the key in use)", s.Len())
 	}
+}
+
+// TestGoodputCutNeverExceedsThisPeriodsFraction: a smoothed fraction left
+// high by a storm must not deepen the cut of a period that saw few
+// throttles: the cut uses min(smoothed, this period's).
+func TestGoodputCutNeverExceedsThisPeriodsFraction(t *testing.T) {
+	l, now := measured(t)
+	r := period(t, l, now, 100, 90, 10)
+	now = now.Add(100 * time.Millisecond)
+	r = period(t, l, now, int(r/10)+5, 5, 95) // a storm: the smoothed fraction rises
+	now = now.Add(100 * time.Millisecond)
+	prev := r
+	r = period(t, l, now, int(prev/10)+5, 98, 2) // 2 % throttled
+	keep := 1.03 * (1 - 0.02)
+	fair := prev * keep * 0.15 / math.Sqrt(math.Max(prev*keep*0.1, 25))
+	near(t, "cut after a storm", r, prev*keep+fair)
+}
+
+// TestGoodputSlowStart: until a throttled period has accepted something,
+// a period of throttles only halves what was sent, a period with accepted
+// answers doubles the rate, and a period without answers grows blind but
+// never past the rate last refused outright.
+func TestGoodputSlowStart(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	now := t0
+	l.ObserveAt(now, retry.OutcomeThrottled) // limiting; nothing accepted yet
+	// 99 more throttles in the first 100 ms: 100 answers = 1000/s sent, all
+	// refused: the rate becomes Beta × 1000/s = 500/s.
+	r := period(t, l, now, 0, 0, 99)
+	near(t, "all refused", r, 500)
+	now = now.Add(100 * time.Millisecond)
+	// A period without answers, the line binding: blind growth, capped at
+	// the rate refused outright (500/s): no change.
+	r = period(t, l, now, 60, 0, 0)
+	near(t, "blind growth capped", r, 500)
+	now = now.Add(100 * time.Millisecond)
+	// Accepted answers and no throttle: double.
+	r = period(t, l, now, 60, 40, 0)
+	near(t, "slow start doubles", r, 1000)
+	now = now.Add(100 * time.Millisecond)
+	r = period(t, l, now, 110, 90, 0)
+	near(t, "and again", r, 2000)
+}
+
+// TestGoodputLowRateBoost: below 10 answers per Interval an accepted,
+// throttle-free period is rare evidence and grows the rate by at least
+// Probe·10/(answers per Interval): at 20/s (2 per Interval), 5 %.
+func TestGoodputLowRateBoost(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	l.ObserveAt(t0, retry.OutcomeThrottled)
+	r := period(t, l, t0, 0, 2, 1) // first measure: 20/s accepted
+	want := 20*1.03 + 20*0.15/math.Sqrt(25)
+	near(t, "first measure", r, want)
+	now := t0.Add(100 * time.Millisecond)
+	prev := r
+	r = period(t, l, now, 3, 2, 0)
+	g := 0.01 * 10 / (prev * 0.1)
+	near(t, "low-rate growth", r, prev*(1+g)+prev*0.15/math.Sqrt(25))
 }
