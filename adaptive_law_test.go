@@ -169,7 +169,7 @@ func TestGoodputJoinsSaturatedService(t *testing.T) {
 	s := scenario(2, 100, 1000, 20000)
 	s.Clients[1].Start = 4 * time.Second
 	r := runScenario(t, s)
-	// Issue goal: Jain ≥ 0.95. Measured: 1.059× ideal, Jain 0.505 — the
+	// Issue goal: Jain ≥ 0.95. Measured: 1.041× ideal, Jain 0.518 — the
 	// newcomer starts from its small measured share and the additive term
 	// converges slowly. This guards the current level; issue 10 stays open.
 	if r.WallRatio() > 1.15 || r.AttemptsPerItem() > 1.15 || r.Failures != 0 || !(r.Jain >= 0.45) {
@@ -183,9 +183,9 @@ func TestGoodputJoinsSaturatedService(t *testing.T) {
 func TestGoodputIndependentClients(t *testing.T) {
 	for _, k := range []int{4, 16} {
 		r := runScenario(t, scenario(k, 400/k+5, 1000, 20000))
-		// Measured: K=4 1.009× ideal, Jain 0.988; K=16 1.023×, Jain 0.815
+		// Measured: K=4 1.008× ideal, Jain 0.956; K=16 1.010×, Jain 0.939
 		// (goal 0.95).
-		if r.WallRatio() > 1.1 || r.AttemptsPerItem() > 1.25 || r.Failures != 0 || !(r.Jain >= 0.75) {
+		if r.WallRatio() > 1.1 || r.AttemptsPerItem() > 1.25 || r.Failures != 0 || !(r.Jain >= 0.88) {
 			t.Errorf("K=%d: wall÷ideal %.3f attempts/write %.3f failures %d Jain %.3f", k, r.WallRatio(), r.AttemptsPerItem(), r.Failures, r.Jain)
 		}
 	}
@@ -215,7 +215,7 @@ func TestGoodputVeryLowCapacity(t *testing.T) {
 	s := scenario(1, 20, 5, 150)
 	s.Steps = []sim.Step{{At: 10 * time.Second, Factor: 0.2}}
 	r := runScenario(t, s)
-	// Measured: 53 % throttled, 1.54× ideal — better than the old law's
+	// Measured: 55 % throttled, 1.38× ideal — better than the old law's
 	// 76 % but far from the goal: this guards the current level.
 	if thr := float64(r.Throttled) / float64(r.Attempts); thr > 0.6 || r.Failures != 0 || r.WallRatio() > 1.7 {
 		t.Errorf("5/s → 1/s: throttled %.0f%% of attempts, wall÷ideal %.3f, failures %d", 100*thr, r.WallRatio(), r.Failures)

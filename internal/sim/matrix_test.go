@@ -42,9 +42,9 @@ func TestMatrixSubset(t *testing.T) {
 	if rec.Errors != 0 {
 		t.Errorf("%d scenarios did not finish", rec.Errors)
 	}
-	// Measured on seeds 1–30: wall÷ideal median 1.022, p95 1.446, worst
-	// 2.21; 1 + throttles/write median 1.183 (full jitter: 3.12).
-	if rec.Wall.Median > 1.05 || rec.Wall.Worst > 3 || rec.AfterWave.Median > 1.25 {
+	// Measured on seeds 1–30: wall÷ideal median 1.024, p95 1.586, worst
+	// 1.627; 1 + throttles/write median 1.177 (full jitter: 3.12).
+	if rec.Wall.Median > 1.05 || rec.Wall.Worst > 2 || rec.AfterWave.Median > 1.25 {
 		t.Errorf("recommended: wall÷ideal median %.3f worst %.3f, 1+throttles/write median %.3f: regressed", rec.Wall.Median, rec.Wall.Worst, rec.AfterWave.Median)
 	}
 	if rec.AfterWave.Median >= fj.AfterWave.Median {
@@ -52,8 +52,8 @@ func TestMatrixSubset(t *testing.T) {
 	}
 	n := Losses(rows, 0, 1)
 	t.Logf("recommended took > 5%% longer than full jitter in %d of 30 scenarios", n)
-	if n > 5 {
-		t.Errorf("recommended took > 5%% longer than full jitter in %d of 30 scenarios (measured: 2)", n)
+	if n > 3 {
+		t.Errorf("recommended took > 5%% longer than full jitter in %d of 30 scenarios (measured: 0)", n)
 	}
 	for _, m := range rec.Misses() {
 		t.Logf("goal missed: %s", m)
