@@ -500,19 +500,31 @@ func RunScenarioTrace(s Scenario, newPolicy func(seed uint64) *retry.Policy, per
 		if newCap < 20 {
 			continue
 		}
-		for j := slot(st.At); j < len(sentSlots) && time.Duration(j)*100*time.Millisecond < res.Wall-500*time.Millisecond; j++ {
+		// Search until the next step (or the end of the work); a ×¼ step not
+		// followed by then counts as the whole window (pessimistic).
+		until := res.Wall - 500*time.Millisecond
+		if i+1 < len(s.Steps) {
+			until = min(until, s.Steps[i+1].At)
+		}
+		found := false
+		for j := slot(st.At); j < len(sentSlots) && time.Duration(j)*100*time.Millisecond < until; j++ {
 			if s.down(time.Duration(j) * 100 * time.Millisecond) {
 				break
 			}
 			if st.Factor > prev {
-				if j < len(accSlots) && float64(accSlots[j]) >= 0.9*newCap*(1-s.ErrorRate)/(1-s.ErrorRate) {
+				if j < len(accSlots) && float64(accSlots[j]) >= 0.9*newCap {
 					res.RecoverUp = time.Duration(j+1)*100*time.Millisecond - st.At
+					found = true
 					break
 				}
 			} else if float64(sentSlots[j]) <= 1.1*newCap {
 				res.RecoverDown = time.Duration(j+1)*100*time.Millisecond - st.At
+				found = true
 				break
 			}
+		}
+		if !found && st.Factor < prev && until > st.At+500*time.Millisecond {
+			res.RecoverDown = until - st.At
 		}
 	}
 	return res, nil
