@@ -102,6 +102,8 @@ var AWSAdaptive = LimiterConfig{Algorithm: CUBIC}
 
 // Goodput's fixed constants.
 const (
+	// defaultWindow is LimiterConfig.Window's default.
+	defaultWindow = 500 * time.Millisecond
 	// maxPeriod bounds Interval.
 	maxPeriod = 10 * time.Second
 	// fairFloor: the additive term's relative size is at most
@@ -147,7 +149,7 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 		c.CalmAfter = 2 * time.Second
 	}
 	if c.Window == 0 {
-		c.Window = 500 * time.Millisecond
+		c.Window = defaultWindow
 	}
 	return c
 }
@@ -500,9 +502,12 @@ func (l *AdaptiveLimiter) calmObserve(now time.Time, o Outcome) {
 	l.roll(now)
 }
 
+// calmWindow is cfg.Window with its default, for the calm path, which
+// reads the configuration as given (the defaulted copy is set under the
+// lock).
 func calmWindow(w time.Duration) time.Duration {
 	if w == 0 {
-		return 500 * time.Millisecond
+		return defaultWindow
 	}
 	return w
 }
@@ -657,18 +662,12 @@ func (l *AdaptiveLimiter) setRate(r float64) {
 	l.rate = min(max(r, l.c.MinRate), 1e9)
 }
 
-// period is the current decision period: Interval, or longer at low rates
-// so that it holds minPeriodAnswers sends.
-func (l *AdaptiveLimiter) period() time.Duration {
-	return l.c.Interval
-}
-
 // tick closes every decision period that ended by now. It runs on every
 // call, answers or reservations, so the rate moves with time even when few
 // answers come back: no state waits on an event that may never come.
 func (l *AdaptiveLimiter) tick(now time.Time) {
 	for l.limiting.Load() {
-		p := l.period()
+		p := l.c.Interval
 		end := l.periodStart.Add(p)
 		if now.Before(end) {
 			return

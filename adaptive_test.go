@@ -75,8 +75,9 @@ func TestGoodputTracksCapacity(t *testing.T) {
 		t.Fatal("limiting before any throttle")
 	}
 	rate, frac := feed(l, t0, 5*time.Second, 1000)
-	if rate < 1000 || rate > 1150 {
-		t.Errorf("after 5s at capacity 1000/s: rate %.0f, want within [1000, 1150]", rate)
+	if rate < 1000 || rate > 1150 || frac > 0.08 {
+		// Measured: 1045/s, 5.1 % of attempts throttled (start included).
+		t.Errorf("after 5s at capacity 1000/s: rate %.0f, throttled %.1f%%; want within [1000, 1150], ≤ 8%%", rate, 100*frac)
 	}
 	// Capacity halves: the rate follows within a couple of seconds.
 	rate, _ = feed(l, t0.Add(5*time.Second), 3*time.Second, 500)

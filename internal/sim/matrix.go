@@ -262,7 +262,7 @@ type mev struct {
 	seq    uint64
 	writer int32
 	kind   evKind
-	ans    uint8 // 0 accepted, 1 throttled, 2 error, 3 outage
+	ans    uint8 // evReply: 0 accepted, 1 throttled, 2 error, 3 outage; evArrive: 1 for a writer's first attempt
 }
 
 type mqueue []mev
@@ -329,7 +329,6 @@ func RunScenarioTrace(s Scenario, newPolicy func(seed uint64) *retry.Policy, per
 	type writer struct {
 		client int
 		run    retry.Run
-		busy   bool
 		sent   bool // has sent its first attempt
 	}
 	type client struct {
@@ -394,7 +393,7 @@ func RunScenarioTrace(s Scenario, newPolicy func(seed uint64) *retry.Policy, per
 				continue
 			}
 			c.next++
-			w.run, w.busy = c.p.Start(now), true
+			w.run = c.p.Start(now)
 			fallthrough
 		case evRetry:
 			if wait, _ := w.run.ReserveAt(now, time.Time{}); wait > 0 {
