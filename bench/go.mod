@@ -1,3 +1,5 @@
+// unpublished: benchmarks against peer libraries (their code is a dependency
+// here only); run from a clone, never installed or imported.
 module github.com/jittered/retry/bench
 
 go 1.26.0
@@ -10,8 +12,8 @@ require (
 	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/failsafe-go/failsafe-go v0.9.8
 	github.com/hashicorp/go-retryablehttp v0.7.8
-	github.com/jittered/retry v0.0.0-00010101000000-000000000000
-	github.com/jittered/retry/retrytest v0.0.0-00010101000000-000000000000
+	github.com/jittered/retry v0.1.0
+	github.com/jittered/retry/retrytest v0.1.0
 	github.com/sethvargo/go-retry v0.5.0
 	gonum.org/v1/plot v0.17.0
 )
@@ -33,13 +35,9 @@ require (
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
 	golang.org/x/image v0.46.0 // indirect
 	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da // indirect
+	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
-)
-
-replace (
-	github.com/jittered/retry => ../
-	github.com/jittered/retry/retrytest => ../retrytest
 )
 
 tool golang.org/x/perf/cmd/benchstat

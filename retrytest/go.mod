@@ -5,8 +5,6 @@ go 1.26.0
 require golang.org/x/time v0.16.0
 
 require (
-	github.com/jittered/retry v0.0.0-00010101000000-000000000000
+	github.com/jittered/retry v0.1.0
 	go.uber.org/goleak v1.3.0
 )
-
-replace github.com/jittered/retry => ../

@@ -3,9 +3,10 @@ module github.com/jittered/retry/cmd/retry
 go 1.26.0
 
 require (
-	github.com/jittered/retry v0.0.0-00010101000000-000000000000
-	github.com/jittered/retry/retrytest v0.0.0-00010101000000-000000000000
+	github.com/jittered/retry v0.1.0
+	github.com/jittered/retry/retrytest v0.1.0
 	github.com/vbauerster/mpb/v8 v8.16.2
+	go.uber.org/goleak v1.3.0
 	gonum.org/v1/plot v0.17.0
 )
 
@@ -25,9 +26,4 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.28.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
-)
-
-replace (
-	github.com/jittered/retry => ../..
-	github.com/jittered/retry/retrytest => ../../retrytest
 )

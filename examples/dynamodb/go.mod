@@ -1,3 +1,5 @@
+// unpublished: an example program, run from a clone with go run; not
+// installed or imported.
 module github.com/jittered/retry/examples/dynamodb
 
 go 1.26.0
@@ -7,9 +9,9 @@ require (
 	github.com/aws/aws-sdk-go-v2/config v1.33.18
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.0
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.74.0
-	github.com/jittered/retry v0.0.0-00010101000000-000000000000
-	github.com/jittered/retry/awsretry v0.0.0-00010101000000-000000000000
-	github.com/jittered/retry/retrytest v0.0.0-00010101000000-000000000000
+	github.com/jittered/retry v0.1.0
+	github.com/jittered/retry/awsretry v0.1.0
+	github.com/jittered/retry/retrytest v0.1.0
 )
 
 require (
@@ -26,10 +28,4 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sts v1.52.0 // indirect
 	github.com/aws/smithy-go v1.28.9 // indirect
 	golang.org/x/time v0.16.0 // indirect
-)
-
-replace (
-	github.com/jittered/retry => ../..
-	github.com/jittered/retry/awsretry => ../../awsretry
-	github.com/jittered/retry/retrytest => ../../retrytest
 )

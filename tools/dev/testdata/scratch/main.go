@@ -1,0 +1,96 @@
+// The release check's scratch program: built in a fresh module that got
+// every published module from the file proxy, as a user's program would.
+// It uses each module for real and exits non-zero if anything is off.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/jittered/retry"
+	"github.com/jittered/retry/awsretry"
+	"github.com/jittered/retry/httpretry"
+	"github.com/jittered/retry/retrytest"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "scratch:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Root module: a retry loop that succeeds on the third try.
+	calls := 0
+	p := &retry.Policy{MaxAttempts: 4, Backoff: retry.Exponential{Base: time.Millisecond}}
+	err := p.Do(ctx, func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return errors.New("transient")
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		return fmt.Errorf("Policy.Do: err=%v after %d calls, want nil after 3", err, calls)
+	}
+	fmt.Println("github.com/jittered/retry: Policy.Do succeeded on try", calls)
+
+	// retrytest + httpretry: a throttled service on loopback.
+	srv, err := retrytest.Start(retrytest.Config{Rate: 200, Burst: 5, Shape: retrytest.TooManyRequests})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	hp := retry.Policy{MaxAttempts: 20, Backoff: retry.Exponential{Base: 5 * time.Millisecond, Cap: 100 * time.Millisecond}}
+	client := httpretry.NewClient(&hp)
+	for i := range 40 {
+		resp, err := client.Get(srv.URL + "/item/" + strconv.Itoa(i))
+		if err != nil {
+			return fmt.Errorf("httpretry GET %d: %w", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("httpretry GET %d: status %d", i, resp.StatusCode)
+		}
+	}
+	fmt.Println("github.com/jittered/retry/retrytest + httpretry: 40 GETs through a 200/s throttle, all 200")
+
+	// awsretry: the AWS SDK's DynamoDB client against the DynamoDB-shaped
+	// service, retried by awsretry.New().
+	ddbSrv, err := retrytest.Start(retrytest.Config{Rate: 200, Burst: 5, Shape: retrytest.DynamoDB})
+	if err != nil {
+		return err
+	}
+	defer ddbSrv.Close()
+	ddb := dynamodb.New(dynamodb.Options{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
+		BaseEndpoint: aws.String(ddbSrv.URL),
+		Retryer:      awsretry.New(),
+	})
+	for i := range 40 {
+		_, err := ddb.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: aws.String("t"),
+			Item:      map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: strconv.Itoa(i)}},
+		})
+		if err != nil {
+			return fmt.Errorf("PutItem %d: %w", i, err)
+		}
+	}
+	c := ddbSrv.Counters()
+	fmt.Printf("github.com/jittered/retry/awsretry: 40 PutItems through a 200/s throttle (%d throttled answers on the way)\n", c.Total.Throttled)
+	return nil
+}
