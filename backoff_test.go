@@ -46,8 +46,16 @@ func TestExponentialDefaultsAndHugeCap(t *testing.T) {
 	// A cap at the largest Duration: no overflow into negatives.
 	big := retry.Exponential{Base: time.Nanosecond, Multiplier: 10, Cap: math.MaxInt64}
 	for _, n := range []int{18, 19, 20, 62, 63, 64, 1e6, math.MaxInt} {
-		if got := big.Delay(n); got < 0 || got > math.MaxInt64 {
-			t.Errorf("Delay(%d) = %v out of range", n, got)
+		// Delay(n) = Base·10^(n−1): 10^19 ns and beyond overflow int64.
+		want := time.Duration(math.MaxInt64)
+		switch n {
+		case 18:
+			want = 1e17
+		case 19:
+			want = 1e18
+		}
+		if got := big.Delay(n); got != want {
+			t.Errorf("Delay(%d) = %v, want %v", n, got, want)
 		}
 	}
 	if got := big.Delay(math.MaxInt); got != math.MaxInt64 {

@@ -9,7 +9,7 @@ import (
 	"github.com/jittered/retry"
 )
 
-var benchErr = errors.New("transient")
+var errBench = errors.New("transient")
 
 // BenchmarkBaseline_DirectCall is the op called without a retry loop: the
 // floor that BenchmarkDo_FirstTrySucceeds is compared with.
@@ -61,7 +61,7 @@ func BenchmarkDo_ThreeFailuresZeroDelay(b *testing.B) {
 		n := 0
 		err := p.Do(ctx, func(context.Context) error {
 			if n++; n <= 3 {
-				return benchErr
+				return errBench
 			}
 			return nil
 		})
