@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of every module. First installs what the tests need (the
 # pinned dynalite, a DynamoDB-compatible server, with npm ci from the
-# committed lockfile), then runs go vet and go test -race in each module of
-# go.work. Exits non-zero if anything fails.
+# committed lockfile), then runs go vet, staticcheck (a tool directive of
+# tools/dev: no global install) and go test -race in each module of go.work,
+# and last the release check (scripts/release-check.sh: every published
+# module installs from a file proxy as a user would). Exits non-zero if
+# anything fails.
 #
 # Set RETRY_REQUIRE_DYNALITE=1 (CI does) to make the dynalite tests fail
 # rather than skip when node or dynalite is missing.
@@ -21,7 +24,7 @@ mapfile -t modules < <(go list -m -f '{{.Dir}}' | sed "s|^$PWD|.|")
 status=0
 for m in "${modules[@]}"; do
 	echo "=== module $m"
-	if ! (cd "$m" && go vet ./... && go test -race -count=1 -timeout 20m ./...); then
+	if ! (cd "$m" && go vet ./... && go tool staticcheck ./... && go test -race -count=1 -timeout 20m ./...); then
 		status=1
 	fi
 done
@@ -30,6 +33,10 @@ done
 # here without the race detector (about 10 s).
 echo "=== scenario matrix subset (no -race)"
 if ! go test -count=1 -run 'TestMatrixSubset' ./internal/sim/; then
+	status=1
+fi
+echo "=== release check"
+if ! scripts/release-check.sh; then
 	status=1
 fi
 exit $status
