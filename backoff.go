@@ -25,7 +25,8 @@ type Backoff interface {
 // first failure, Base·Multiplier after the second, and so on up to Cap.
 //
 // The zero Multiplier means DefaultMultiplier (2) and the zero Cap means
-// DefaultCap (20 s). Base must be positive. The arithmetic saturates at Cap
+// DefaultCap (20 s); Validate refuses a zero Cap with a Base above it. Base
+// must be positive. The arithmetic saturates at Cap
 // for every n up to math.MaxInt: the result is never negative, never above
 // Cap, and never the product of an overflow.
 type Exponential struct {
@@ -83,6 +84,9 @@ func (e Exponential) Validate() error {
 	}
 	if e.Cap < 0 || (e.Cap != 0 && e.Cap < e.Base) {
 		return fieldError("Exponential.Cap", e.Cap, fmt.Sprintf("must be ≥ Base (%v), or 0 for the default %v", e.Base, DefaultCap))
+	}
+	if e.Cap == 0 && e.Base > DefaultCap {
+		return fieldError("Exponential.Cap", e.Cap, fmt.Sprintf("0 means the default %v, which is below Base (%v): set Cap ≥ Base", DefaultCap, e.Base))
 	}
 	return nil
 }
@@ -170,6 +174,9 @@ func (l Linear) Validate() error {
 	}
 	if l.Cap < 0 || (l.Cap != 0 && l.Cap < l.Base) {
 		return fieldError("Linear.Cap", l.Cap, fmt.Sprintf("must be ≥ Base (%v), or 0 for the default %v", l.Base, DefaultCap))
+	}
+	if l.Cap == 0 && l.Base > DefaultCap {
+		return fieldError("Linear.Cap", l.Cap, fmt.Sprintf("0 means the default %v, which is below Base (%v): set Cap ≥ Base", DefaultCap, l.Base))
 	}
 	return nil
 }

@@ -29,6 +29,17 @@ func callDirect(ctx context.Context, op func(context.Context) error) error { ret
 
 func BenchmarkDo_FirstTrySucceeds(b *testing.B) { benchFirstTry(b, &retry.Policy{}) }
 
+// A configured Policy: the check of its schedule, jitter and classifier is
+// on the success path.
+func BenchmarkDo_FirstTrySucceedsConfigured(b *testing.B) {
+	benchFirstTry(b, &retry.Policy{
+		MaxAttempts: 5,
+		Backoff:     retry.Exponential{Base: 10 * time.Millisecond, Cap: time.Second},
+		Jitter:      retry.DecorrelatedJitter,
+		Classifier:  retry.ClassifierFunc(func(error) retry.Decision { return retry.Unknown }),
+	})
+}
+
 // benchFirstTry measures p.Do with an op that succeeds at once.
 func benchFirstTry(b *testing.B, p *retry.Policy) {
 	ctx := context.Background()

@@ -21,6 +21,9 @@ import (
 // Budget or MaxElapsed, Do does not allocate and does not read the clock;
 // a Limiter that is not limiting (a calm AdaptiveLimiter) keeps it so.
 func (p *Policy) Do(ctx context.Context, op func(context.Context) error) error {
+	if op == nil {
+		panic("retry: nil op: Do and DoValue need a function to call")
+	}
 	_, err := doValue(ctx, p, func(ctx context.Context) (struct{}, error) { return struct{}{}, op(ctx) })
 	return err
 }
@@ -32,8 +35,19 @@ func DoValue[T any](ctx context.Context, p *Policy, op func(context.Context) (T,
 }
 
 func doValue[T any](ctx context.Context, p *Policy, op func(context.Context) (T, error)) (T, error) {
+	if ctx == nil {
+		panic("retry: nil Context (use context.Background())")
+	}
+	if op == nil {
+		panic("retry: nil op: Do and DoValue need a function to call")
+	}
 	if p == nil {
 		p = &zeroPolicy
+	}
+	if !p.scalarsValid() {
+		var zero T
+		r := Run{p: p}
+		return zero, r.giveUp(time.Time{}, ReasonInvalid, nil, p.Validate())
 	}
 	if err := ctx.Err(); err != nil {
 		var zero T

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -313,18 +314,97 @@ func TestDoHintSpread(t *testing.T) {
 	})
 }
 
-func TestDoInvalidPolicyGivesUpOnFirstRetry(t *testing.T) {
-	p := &retry.Policy{Backoff: retry.Exponential{Base: -time.Second}}
-	calls := 0
-	err := p.Do(context.Background(), failing(5, errTransient, &calls))
-	var re *retry.Error
-	if !errors.As(err, &re) || re.Reason != retry.ReasonInvalid || calls != 1 || !strings.Contains(err.Error(), "Exponential.Base") {
-		t.Errorf("err %v calls %d, want ReasonInvalid naming the field after one call", err, calls)
+// An invalid Policy never misbehaves: the numeric fields a first attempt
+// depends on are checked before it; the schedule, jitter and classifier,
+// which only a failure uses, at the first failure, before any of them runs.
+func TestDoInvalidPolicy(t *testing.T) {
+	cases := []struct {
+		name    string
+		p       retry.Policy
+		field   string
+		numeric bool // refused before the first attempt
+	}{
+		{"MaxAttempts -5", retry.Policy{MaxAttempts: -5}, "Policy.MaxAttempts = -5", true},
+		{"negative MaxElapsed", retry.Policy{MaxElapsed: -1}, "Policy.MaxElapsed = -1ns", true},
+		{"negative AttemptTimeout", retry.Policy{AttemptTimeout: -1}, "Policy.AttemptTimeout = -1ns", true},
+		{"negative MaxHint", retry.Policy{MaxHint: -1}, "Policy.MaxHint = -1ns", true},
+		{"NaN spread", retry.Policy{HintSpread: math.NaN()}, "Policy.HintSpread = NaN", true},
+		{"negative base", retry.Policy{Backoff: retry.Exponential{Base: -time.Second}}, "Exponential.Base = -1s", false},
+		{"nil JitterFunc", retry.Policy{Jitter: retry.JitterFunc(nil)}, "Policy.Jitter is a nil JitterFunc", false},
+		{"nil ClassifierFunc", retry.Policy{Classifier: retry.ClassifierFunc(nil)}, "Policy.Classifier is a nil ClassifierFunc", false},
+		{"nil ClassifierFunc in Classifiers", retry.Policy{Classifier: retry.Classifiers{nil, retry.ClassifierFunc(nil)}}, "Policy.Classifier[1] is a nil ClassifierFunc", false},
+		{"base above the default cap", retry.Policy{Backoff: retry.Exponential{Base: 30 * time.Second}}, "Exponential.Cap = 0s", false},
+		{"invalid throttle schedule", retry.Policy{ThrottleBackoff: retry.Linear{Base: time.Second, Step: -1}}, "Policy.ThrottleBackoff: retry: Linear.Step = -1ns", false},
+		{"invalid percent jitter", retry.Policy{Jitter: retry.PercentJitter(2)}, "PercentJitter.p = 2", false},
 	}
-	// A valid success path does not validate at all.
-	calls = 0
-	if err := p.Do(context.Background(), failing(0, nil, &calls)); err != nil {
-		t.Errorf("success with invalid policy: %v", err)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			wantCalls := 1
+			if c.numeric {
+				wantCalls = 0
+			}
+			calls := 0
+			err := c.p.Do(context.Background(), failing(5, errTransient, &calls))
+			var re *retry.Error
+			if !errors.As(err, &re) || re.Reason != retry.ReasonInvalid || calls != wantCalls || !strings.Contains(err.Error(), c.field) || !errors.Is(err, retry.ErrInvalid) {
+				t.Errorf("failing op: err %v after %d calls, want ReasonInvalid naming %q after %d", err, calls, c.field, wantCalls)
+			}
+			calls = 0
+			err = c.p.Do(context.Background(), failing(0, nil, &calls))
+			if c.numeric && (!errors.Is(err, retry.ErrInvalid) || calls != 0) {
+				t.Errorf("succeeding op: err %v after %d calls, want ErrInvalid before any call", err, calls)
+			}
+			if !c.numeric && (err != nil || calls != 1) {
+				t.Errorf("succeeding op: err %v after %d calls, want success (the field is unused)", err, calls)
+			}
+			if err := c.p.Validate(); err == nil || !strings.Contains(err.Error(), c.field) {
+				t.Errorf("Validate() = %v, want an error naming %q", err, c.field)
+			}
+		})
+	}
+
+	// Nothing is remembered: a copy of a Policy in use, changed afterwards,
+	// is refused although the original passed.
+	p := &retry.Policy{Backoff: retry.Exponential{Base: time.Millisecond}}
+	calls := 0
+	if err := p.Do(context.Background(), failing(0, nil, &calls)); err != nil || calls != 1 {
+		t.Fatalf("valid policy: %v after %d calls", err, calls)
+	}
+	q := *p
+	q.MaxAttempts = -5
+	if err := q.Do(context.Background(), failing(0, nil, &calls)); !errors.Is(err, retry.ErrInvalid) {
+		t.Errorf("a changed copy of a validated Policy: err %v, want ErrInvalid", err)
+	}
+
+	// A Run's first failure validates too, before the classifier is asked.
+	bad := &retry.Policy{Classifier: retry.ClassifierFunc(nil)}
+	r := bad.Start(time.Time{})
+	if _, gerr := r.FailedAt(time.Time{}, errTransient, time.Time{}); gerr == nil || gerr.Reason != retry.ReasonInvalid {
+		t.Errorf("Run.FailedAt with a nil ClassifierFunc: %v, want ReasonInvalid", gerr)
+	}
+}
+
+func TestDoNilArgumentsPanicWithAMessage(t *testing.T) {
+	for _, c := range []struct {
+		name, want string
+		f          func()
+	}{
+		{"nil ctx", "retry: nil Context", func() {
+			//lint:ignore SA1012 the nil Context is the point of the test
+			_ = (&retry.Policy{}).Do(nil, func(context.Context) error { return nil })
+		}},
+		{"nil op", "retry: nil op", func() { _ = (&retry.Policy{}).Do(context.Background(), nil) }},
+		{"nil DoValue op", "retry: nil op", func() { _, _ = retry.DoValue[int](context.Background(), nil, nil) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				if msg, _ := r.(string); !strings.HasPrefix(msg, c.want) {
+					t.Errorf("panic %v, want a message starting %q", r, c.want)
+				}
+			}()
+			c.f()
+		})
 	}
 }
 

@@ -21,9 +21,12 @@
 //   - the context is canceled (at once, even mid-sleep);
 //   - the Budget refuses the retry.
 //
-// A server's delay hint (RetryAfter, or any error implementing Hinter)
-// replaces the scheduled delay, clamped to MaxHint and spread upward by
-// HintSpread so that clients told the same hint do not return together.
+// A server's delay hint (RetryAfter, or any error implementing Hinter) is a
+// floor over the scheduled delay, never a shortcut: the loop waits the
+// longer of the two, so "Retry-After: 0" cannot turn backoff into a storm.
+// The hint is clamped to MaxHint, then spread upward by HintSpread so that
+// clients told the same hint do not return together; x-amz-retry-after
+// (SlackHinter) is further bounded by the delay plus 5 s, as the AWS SDKs do.
 //
 // # Defaults
 //

@@ -59,9 +59,11 @@ func IsThrottle(err error) bool {
 	return ok && t.Throttled()
 }
 
-// RetryAfter attaches a server's delay hint to cause: the next retry waits d
-// instead of the scheduled delay (clamped to Policy.MaxHint, spread by
-// Policy.HintSpread). A negative d is ignored. RetryAfter(d, nil) is nil.
+// RetryAfter attaches a server's delay hint to cause: the next retry waits
+// at least d. A hint is a floor, never a shortcut: the loop waits the larger
+// of the hint (clamped to Policy.MaxHint, then spread by Policy.HintSpread)
+// and the delay its schedule and jitter give. A zero or negative d adds
+// nothing: the schedule's delay applies. RetryAfter(d, nil) is nil.
 func RetryAfter(d time.Duration, cause error) error {
 	if cause == nil {
 		return nil
@@ -80,22 +82,39 @@ func (e *hintError) RetryAfter() (time.Duration, bool) { return e.d, e.d >= 0 }
 
 // Hinter is implemented by errors that carry a server's delay hint
 // (Retry-After, x-amz-retry-after, grpc-retry-pushback-ms). ok is false when
-// there is no usable hint.
+// there is no usable hint. The hint is a floor over the schedule's delay
+// (see RetryAfter).
 type Hinter interface {
 	RetryAfter() (d time.Duration, ok bool)
 }
 
-// hint returns the first usable hint in err's chain.
-func hint(err error) (time.Duration, bool) {
+// A SlackHinter is a Hinter whose hint may exceed the schedule's delay by at
+// most HintSlack: the AWS SDKs bound x-amz-retry-after to [delay, delay +
+// 5 s] (AmzHintSlack). A zero or negative slack means no such bound.
+type SlackHinter interface {
+	Hinter
+	HintSlack() time.Duration
+}
+
+// AmzHintSlack is how far the AWS SDKs let x-amz-retry-after exceed the
+// computed backoff: 5 s (aws-sdk-go-v2 aws/retry, "retry-after" clamp).
+const AmzHintSlack = 5 * time.Second
+
+// hint returns the first usable hint in err's chain, and its slack (0:
+// none). A zero or negative hint is not usable.
+func hint(err error) (d, slack time.Duration, ok bool) {
 	h, ok := find[Hinter](err)
 	if !ok {
-		return 0, false
+		return 0, 0, false
 	}
-	d, ok := h.RetryAfter()
-	if !ok || d < 0 {
-		return 0, false
+	d, ok = h.RetryAfter()
+	if !ok || d <= 0 {
+		return 0, 0, false
 	}
-	return d, true
+	if s, isSlack := h.(SlackHinter); isSlack {
+		slack = s.HintSlack()
+	}
+	return d, slack, true
 }
 
 // find is errors.As for a type known at compile time, without the
@@ -168,6 +187,7 @@ var (
 	ErrDeadline        = errors.New("retry: next delay would pass the context deadline (client-side)")
 	ErrBudgetExhausted = errors.New("retry: retry budget exhausted (client-side)")
 	ErrNotRetryable    = errors.New("retry: error not retryable")
+	ErrInvalid         = errors.New("retry: invalid policy (client-side)")
 )
 
 // Error is the give-up error of Do and DoValue: why the loop stopped, how
@@ -240,6 +260,8 @@ func (e *Error) Is(target error) bool {
 		return e.Reason == ReasonBudget
 	case ErrNotRetryable:
 		return e.Reason == ReasonNotRetryable
+	case ErrInvalid:
+		return e.Reason == ReasonInvalid
 	}
 	return false
 }

@@ -23,7 +23,8 @@ const (
 	// DefaultCap is 20 s, the AWS SDKs' maximum backoff.
 	DefaultCap = 20 * time.Second
 	// DefaultMaxHint is the longest server delay hint obeyed by default,
-	// 20 s: the same bound as DefaultCap. Longer hints are clamped to it.
+	// 20 s: the same bound as DefaultCap. Longer hints are clamped to it,
+	// then spread by HintSpread.
 	DefaultMaxHint = 20 * time.Second
 	// DefaultHintSpread is the fraction of a server hint added at random
 	// above it (10 %): clients told "Retry-After: 1" do not all come back in
@@ -52,9 +53,16 @@ var DefaultBackoff Backoff = Exponential{Base: DefaultBase, Multiplier: DefaultM
 // changed after first use. Do and DoValue keep all per-call state on their own
 // stack, so any number of goroutines may use one Policy at once.
 //
-// Do never panics on a bad Policy: call Validate to catch mistakes early;
-// otherwise an invalid Policy makes the first retry give up with
-// ReasonInvalid.
+// Every call checks its Policy before using it, and an invalid one makes the
+// call return a *Error with ReasonInvalid whose Cause names each bad field,
+// its value and what is allowed (as Validate does): the numeric fields a
+// first attempt depends on (MaxAttempts, MaxElapsed, AttemptTimeout,
+// MaxHint, HintSpread) before the first attempt, in a few inlined
+// comparisons; the schedules, jitter, classifier and budget, which only a
+// failure uses, at the first failure, before any of them runs (so a nil
+// ClassifierFunc or JitterFunc is an error, never a nil dereference).
+// Nothing is stored in the Policy: it stays plain data that may be copied at
+// any time. Call Validate to catch every mistake at start-up.
 type Policy struct {
 	// MaxAttempts is the number of attempts in all, the first included.
 	// 0 means DefaultMaxAttempts; Unlimited means no limit.
@@ -81,12 +89,17 @@ type Policy struct {
 	// caller's deadline or cancellation never is. 0 means none.
 	AttemptTimeout time.Duration
 
-	// MaxHint clamps a server's delay hint (RetryAfter, Hinter). 0 means
-	// DefaultMaxHint.
+	// MaxHint clamps a server's delay hint (RetryAfter, Hinter) before it
+	// is spread. A hint is a floor over the schedule's jittered delay, never
+	// a shortcut: the loop waits the longer of the two, so a hinted delay is
+	// at most max(schedule, MaxHint·(1+HintSpread)). A zero, negative or
+	// past hint leaves the schedule's delay. 0 means DefaultMaxHint.
 	MaxHint time.Duration
 
 	// HintSpread is the fraction of a hint, in (0, 1], added at random above
-	// it. 0 means DefaultHintSpread; NoSpread obeys hints exactly.
+	// it (after the MaxHint clamp, so clients told the same long hint still
+	// come back spread). 0 means DefaultHintSpread; NoSpread obeys hints
+	// exactly.
 	HintSpread float64
 
 	// Classifier decides which errors to retry. nil, or an Unknown answer,
@@ -170,6 +183,91 @@ func (p *Policy) rand() float64 {
 
 type validator interface{ Validate() error }
 
+// check returns nil if p is valid and Validate's error otherwise; for the
+// package's own types it decides with a few comparisons (no interface
+// method calls, no allocation).
+func (p *Policy) check() error {
+	if p.fastValid() {
+		return nil
+	}
+	return p.Validate()
+}
+
+// fastValid reports whether p is certainly valid without calling any
+// method through an interface; false means "ask Validate" (which is then
+// the authority: fastValid may be false for a valid Policy of unknown types).
+func (p *Policy) fastValid() bool {
+	return p.scalarsValid() && p.fastValidFields()
+}
+
+// scalarsValid reports whether the fields a successful first attempt
+// depends on are in range: a few comparisons, inlined into Do.
+func (p *Policy) scalarsValid() bool {
+	h := p.HintSpread
+	return p.MaxAttempts >= Unlimited && p.MaxElapsed >= 0 && p.AttemptTimeout >= 0 && p.MaxHint >= 0 &&
+		((h >= 0 && h <= 1) || h == NoSpread)
+}
+
+func (p *Policy) fastValidFields() bool {
+	if !fastValidBackoff(p.Backoff) || !fastValidBackoff(p.ThrottleBackoff) {
+		return false
+	}
+	switch j := p.Jitter.(type) {
+	case nil, fullJitter, equalJitter, decorrelatedJitter, noJitter:
+	case JitterFunc:
+		if j == nil {
+			return false
+		}
+	default:
+		return false
+	}
+	if !fastValidClassifier(p.Classifier) {
+		return false
+	}
+	if p.Budget != nil && p.Budget.Validate() != nil {
+		return false
+	}
+	switch p.Limiter.(type) {
+	case nil, *AdaptiveLimiter: // its config was validated by NewAdaptiveLimiter; the zero value is valid
+	default:
+		return false
+	}
+	return true
+}
+
+func fastValidBackoff(b Backoff) bool {
+	switch x := b.(type) {
+	case nil:
+		return true
+	case Exponential:
+		return x.Validate() == nil
+	case Constant:
+		return x.Interval >= 0
+	case Linear:
+		return x.Validate() == nil
+	case backoffFunc:
+		return x.f != nil
+	}
+	return false
+}
+
+func fastValidClassifier(c Classifier) bool {
+	switch x := c.(type) {
+	case nil:
+		return true
+	case ClassifierFunc:
+		return x != nil
+	case Classifiers:
+		for _, e := range x {
+			if !fastValidClassifier(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // Validate reports every field that is out of range, each error naming the
 // field, its value and what is allowed. A nil error means the Policy is
 // valid.
@@ -203,7 +301,29 @@ func (p *Policy) Validate() error {
 	if h := p.HintSpread; math.IsNaN(h) || h > 1 || (h < 0 && h != NoSpread) {
 		errs = append(errs, fieldError("Policy.HintSpread", h, "must be in [0, 1] (0 means the default 0.1) or retry.NoSpread (-1)"))
 	}
+	if f, ok := p.Jitter.(JitterFunc); ok && f == nil {
+		errs = append(errs, errors.New("retry: Policy.Jitter is a nil JitterFunc: set a function, or leave Jitter nil for FullJitter"))
+	}
+	errs = append(errs, nilClassifiers("Policy.Classifier", p.Classifier)...)
 	return errors.Join(errs...)
+}
+
+// nilClassifiers reports typed-nil ClassifierFuncs in c, and in the
+// Classifiers it holds, which would otherwise panic when first asked.
+func nilClassifiers(name string, c Classifier) []error {
+	switch x := c.(type) {
+	case ClassifierFunc:
+		if x == nil {
+			return []error{fmt.Errorf("retry: %s is a nil ClassifierFunc: set a function, or leave it nil for the built-in rule", name)}
+		}
+	case Classifiers:
+		var errs []error
+		for i, e := range x {
+			errs = append(errs, nilClassifiers(fmt.Sprintf("%s[%d]", name, i), e)...)
+		}
+		return errs
+	}
+	return nil
 }
 
 func isNilPtr(v any) bool {

@@ -2,6 +2,7 @@ package retry
 
 import (
 	"errors"
+	"math"
 	"time"
 )
 
@@ -132,6 +133,14 @@ func (r *Run) FailedAt(now time.Time, err error, deadline time.Time) (time.Durat
 func (r *Run) failed(now time.Time, err error, d Decision, kind Kind, deadline time.Time) (time.Duration, *Error) {
 	r.attempts++
 	p := r.p
+	if !r.checked {
+		// Validated before the classifier or jitter runs: a typed-nil
+		// ClassifierFunc or JitterFunc is an error here, not a panic.
+		if verr := p.check(); verr != nil {
+			return 0, r.giveUp(now, ReasonInvalid, err, verr)
+		}
+		r.checked = true
+	}
 	permanent := d == Stop && IsPermanent(err)
 	if d == Unknown {
 		d = p.classify(err)
@@ -167,12 +176,6 @@ func (r *Run) failed(now time.Time, err error, d Decision, kind Kind, deadline t
 	if r.attempts >= p.maxAttempts() {
 		return 0, r.giveUp(now, ReasonMaxAttempts, err, nil)
 	}
-	if !r.checked {
-		if verr := p.Validate(); verr != nil {
-			return 0, r.giveUp(now, ReasonInvalid, err, verr)
-		}
-		r.checked = true
-	}
 	delay := r.delay(err, throttled)
 	if p.MaxElapsed > 0 && !r.start.IsZero() && now.Add(delay).Sub(r.start) > p.MaxElapsed {
 		return 0, r.giveUp(now, ReasonMaxElapsed, err, nil)
@@ -196,18 +199,27 @@ func (r *Run) failed(now time.Time, err error, d Decision, kind Kind, deadline t
 	return delay, nil
 }
 
-// delay computes the next delay: the server's hint if there is one, else the
-// schedule with jitter.
+// delay computes the next delay: the schedule with jitter, raised to the
+// server's hint if there is a longer one. The hint is clamped to MaxHint
+// and then spread by HintSpread, so clients told the same long hint still
+// come back spread: the result is at most MaxHint·(1 + HintSpread), or the
+// schedule's delay if that is longer. A SlackHinter's hint is further bounded
+// by the schedule's delay plus its slack (the AWS SDKs' rule).
 func (r *Run) delay(err error, throttled bool) time.Duration {
 	p := r.p
-	if h, ok := hint(err); ok {
-		h = min(h, p.maxHint())
-		if s := p.hintSpread(); s > 0 {
-			h += time.Duration(float64(h) * s * p.rand())
-		}
-		return min(h, p.maxHint())
+	d := p.NextDelay(r.attempts, throttled, r.prev)
+	h, slack, ok := hint(err)
+	if !ok {
+		return d
 	}
-	return p.NextDelay(r.attempts, throttled, r.prev)
+	h = min(h, p.maxHint())
+	if s := p.hintSpread(); s > 0 {
+		h += time.Duration(float64(h) * s * p.rand())
+	}
+	if slack > 0 && d <= math.MaxInt64-slack {
+		h = min(h, d+slack)
+	}
+	return max(d, h)
 }
 
 // EndAt records that the loop ended at now for a reason other than an

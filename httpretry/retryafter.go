@@ -50,17 +50,26 @@ func ParseAmzRetryAfter(v string) (time.Duration, bool) {
 }
 
 // Hint returns the server's delay hint in h: x-amz-retry-after if present
-// and valid, else Retry-After.
+// and valid, else Retry-After. The retry loop treats it as a floor over its
+// own delay; a zero hint (or a date in the past) therefore means "the
+// backoff", not "at once".
 func Hint(h http.Header, now time.Time) (time.Duration, bool) {
+	d, ok, _ := hint(h, now)
+	return d, ok
+}
+
+// hint is Hint, also saying whether the hint is x-amz-retry-after.
+func hint(h http.Header, now time.Time) (d time.Duration, ok, amz bool) {
 	if v := h.Get("X-Amz-Retry-After"); v != "" {
 		if d, ok := ParseAmzRetryAfter(v); ok {
-			return d, true
+			return d, true, true
 		}
 	}
 	if v := h.Get("Retry-After"); v != "" {
-		return ParseRetryAfter(v, now)
+		d, ok := ParseRetryAfter(v, now)
+		return d, ok, false
 	}
-	return 0, false
+	return 0, false, false
 }
 
 func isDigits(s string) bool {

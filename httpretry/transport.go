@@ -1,5 +1,6 @@
 // Package httpretry retries HTTP requests with a retry.Policy: an
-// http.RoundTripper that follows net/http's replay rules, replays bodies
+// http.RoundTripper that retries the idempotent methods of RFC 9110 (and
+// requests with an Idempotency-Key), replays bodies
 // byte-exactly, honours Retry-After and x-amz-retry-after within bounds,
 // treats 429 and 503 as throttles, and drains every discarded response so
 // connections are reused. It uses the standard library only.
@@ -70,10 +71,16 @@ type Transport struct {
 	// (see PeekBody): a DynamoDB throttle is a 400 whose body says so.
 	Classify func(*http.Response) retry.Decision
 
-	// RetryNonIdempotent retries every method. By default only requests
-	// that net/http itself would replay are retried: GET, HEAD, OPTIONS,
-	// TRACE, PUT, DELETE, and any request with an Idempotency-Key or
-	// X-Idempotency-Key header.
+	// RetryNonIdempotent retries every method. By default only the methods
+	// RFC 9110 §9.2.2 defines as idempotent are retried — GET, HEAD,
+	// OPTIONS, TRACE, PUT and DELETE — and any request with an
+	// Idempotency-Key or X-Idempotency-Key header (IsReplayable). That is
+	// wider than net/http's own replay rule, which leaves PUT and DELETE
+	// out because it replays without the caller asking; retrying them is
+	// what this Transport is for, and the RFC makes sending them twice
+	// equivalent to once. A server whose PUT or DELETE is not idempotent
+	// should be called without this Transport, or with a Classify that
+	// returns retry.Stop for them.
 	RetryNonIdempotent bool
 	// BufferBody, if positive, lets a request body without GetBody be
 	// retried by buffering it, up to this many bytes. A longer body is sent
@@ -104,6 +111,7 @@ type StatusError struct {
 	URL        string
 	hint       time.Duration
 	hinted     bool
+	amz        bool // the hint came from x-amz-retry-after
 	throttle   bool
 }
 
@@ -112,8 +120,20 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("httpretry: %s %s: %s", e.Method, e.URL, e.Status)
 }
 
-// RetryAfter returns the server's delay hint, if it sent a valid one.
+// RetryAfter returns the server's delay hint, if it sent a valid one. The
+// retry loop treats it as a floor over its own delay (retry.RetryAfter).
 func (e *StatusError) RetryAfter() (time.Duration, bool) { return e.hint, e.hinted }
+
+// HintSlack is retry.AmzHintSlack (5 s) when the hint came from
+// x-amz-retry-after: the AWS SDKs wait at most the computed backoff plus
+// 5 s for it, and so does the retry loop (retry.SlackHinter). It is 0 for
+// Retry-After, which only Policy.MaxHint bounds.
+func (e *StatusError) HintSlack() time.Duration {
+	if e.amz {
+		return retry.AmzHintSlack
+	}
+	return 0
+}
 
 // Throttled reports whether the status is a throttle.
 func (e *StatusError) Throttled() bool { return e.throttle }
@@ -126,8 +146,10 @@ var ErrBodyNotReplayable = errors.New("httpretry: not retried: the request body 
 // retryably but was not retried because its method is not idempotent.
 var ErrNotIdempotent = errors.New("httpretry: not retried: the method is not idempotent and the request has no Idempotency-Key (set Transport.RetryNonIdempotent to retry anyway)")
 
-// IsReplayable reports whether net/http's rule allows sending req again: an
-// idempotent method, or an Idempotency-Key / X-Idempotency-Key header.
+// IsReplayable reports whether req may be sent again by default: a method
+// RFC 9110 §9.2.2 defines as idempotent (GET, HEAD, OPTIONS, TRACE, PUT,
+// DELETE; "" means GET), or an Idempotency-Key / X-Idempotency-Key header.
+// net/http's own replay rule is narrower: it leaves out PUT and DELETE.
 func IsReplayable(req *http.Request) bool {
 	switch req.Method {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
@@ -240,7 +262,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		serr := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Method: req.Method, URL: redact(req), throttle: d == retry.Throttled}
-		serr.hint, serr.hinted = Hint(resp.Header, t.clock())
+		serr.hint, serr.hinted, serr.amz = hint(resp.Header, t.clock())
 		last = resp
 		return resp, serr
 	})
@@ -287,7 +309,16 @@ func (t *Transport) send(r *http.Request, timeout time.Duration) (*http.Response
 	ctx, cancel := context.WithCancelCause(r.Context())
 	timer := time.AfterFunc(timeout, func() { cancel(errAttemptTimeout) })
 	resp, err := t.next().RoundTrip(r.WithContext(ctx))
-	if !timer.Stop() && err != nil && errors.Is(context.Cause(ctx), errAttemptTimeout) {
+	if !timer.Stop() && errors.Is(context.Cause(ctx), errAttemptTimeout) {
+		// The timer fired: before the headers (err is the cancellation), or
+		// after they arrived but before Stop. In the second case the
+		// response's context is already cancelled and its body cannot be
+		// read, so it is an attempt timeout too: discarded and retried,
+		// never handed back half-dead.
+		if err == nil {
+			t.drain(resp)
+			err = context.Cause(ctx)
+		}
 		cancel(nil)
 		return nil, fmt.Errorf("%w after %v: %w", errAttemptTimeout, timeout, err)
 	}

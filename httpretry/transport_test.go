@@ -121,7 +121,7 @@ func TestHintBoundsAndGarbage(t *testing.T) {
 			status(503, "Retry-After", "99999999999999999999999"),       // huge: clamped to MaxHint
 			status(503, "Retry-After", "-5"),                            // negative: ignored → schedule
 			status(503, "Retry-After", "soon"),                          // malformed: ignored
-			status(503, "Retry-After", "Fri, 31 Dec 1999 23:59:00 GMT"), // past (the bubble starts in 2000): now
+			status(503, "Retry-After", "Fri, 31 Dec 1999 23:59:00 GMT"), // past (the bubble starts in 2000): the schedule
 			status(200),
 		}}
 		p := policy(6)
@@ -131,7 +131,9 @@ func TestHintBoundsAndGarbage(t *testing.T) {
 		if _, err := tr.RoundTrip(req); err != nil {
 			t.Fatal(err)
 		}
-		want := []time.Duration{3 * time.Second, 10 * time.Millisecond, 10 * time.Millisecond, 0}
+		// A hint is a floor over the schedule (10 ms here): a past date is
+		// not "at once".
+		want := []time.Duration{3 * time.Second, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}
 		for i, w := range want {
 			if got := f.times[i+1].Sub(f.times[i]); got != w {
 				t.Errorf("gap %d = %v, want %v", i, got, w)
@@ -432,3 +434,78 @@ func TestAWSThrottle(t *testing.T) {
 		}
 	}
 }
+
+func TestAmzRetryAfterSlack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeRT{script: []func(*http.Request) (*http.Response, error){
+			status(503, "X-Amz-Retry-After", "60000"), // 60 s: the SDK's rule waits backoff + 5 s
+			status(503, "Retry-After", "60"),          // 60 s: only MaxHint bounds it
+			status(200),
+		}}
+		p := policy(5)
+		p.MaxHint = 30 * time.Second
+		tr := &Transport{Next: f, Policy: p}
+		req, _ := http.NewRequest("GET", "http://svc.local/", nil)
+		if _, err := tr.RoundTrip(req); err != nil {
+			t.Fatal(err)
+		}
+		want := []time.Duration{5*time.Second + 10*time.Millisecond, 30 * time.Second}
+		for i, w := range want {
+			if got := f.times[i+1].Sub(f.times[i]); got != w {
+				t.Errorf("gap %d = %v, want %v", i, got, w)
+			}
+		}
+	})
+}
+
+// ctxBody fails reads once its request's context is done, as a real
+// transport's body does.
+type ctxBody struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (b *ctxBody) Read(p []byte) (int, error) {
+	if err := b.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return b.r.Read(p)
+}
+func (b *ctxBody) Close() error { return nil }
+
+// The attempt timer firing between the headers' arrival and its Stop: the
+// response's context is already cancelled, so it must not be handed back
+// (its body cannot be read); it is an attempt timeout, and retried.
+func TestHeadersAtTheAttemptTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const timeout = 100 * time.Millisecond
+		attempts := 0
+		next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			attempts++
+			if attempts == 1 {
+				// The headers arrive just after the timer fired, before
+				// RoundTrip returns to Stop it.
+				time.Sleep(timeout + time.Nanosecond)
+			}
+			return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{}, Request: r,
+				Body: &ctxBody{ctx: r.Context(), r: strings.NewReader("ok")}}, nil
+		})
+		p := policy(3)
+		p.AttemptTimeout = timeout
+		tr := &Transport{Next: next, Policy: p}
+		req, _ := http.NewRequest("GET", "http://svc.local/", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != "ok" || attempts != 2 {
+			t.Errorf("body %q (%v) after %d attempts; want \"ok\" after 2 (the first timed out)", body, err, attempts)
+		}
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
