@@ -155,3 +155,49 @@ func TestRetryAfterZeroIsNoStorm(t *testing.T) {
 		}
 	})
 }
+
+// FuzzHintBounds: whatever the hint, its slack and the policy's bounds, the
+// delay is the schedule's at least, and at most the larger of the schedule's
+// and MaxHint·(1+HintSpread) — and with a slack, at most schedule + slack.
+func FuzzHintBounds(f *testing.F) {
+	f.Add(int64(0), int64(0), int64(20e9), 0.1, 0.5, int64(50e6))
+	f.Add(int64(math.MaxInt64), int64(5e9), int64(math.MaxInt64), 1.0, 0.999, int64(math.MaxInt64-1))
+	f.Add(int64(-1), int64(-1), int64(1), -1.0, 0.0, int64(0))
+	f.Fuzz(func(t *testing.T, h, slack, maxHint int64, spread, u float64, interval int64) {
+		if maxHint < 0 || interval < 0 || !(spread >= 0 && spread <= 1) && spread != retry.NoSpread {
+			return // invalid policies are refused; TestDoInvalidPolicy covers them
+		}
+		p := &retry.Policy{
+			MaxAttempts: 2,
+			Backoff:     retry.Constant{Interval: time.Duration(interval)},
+			Jitter:      retry.NoJitter,
+			MaxHint:     time.Duration(maxHint),
+			HintSpread:  spread,
+			Rand:        func() float64 { return u },
+		}
+		r := p.Start(time.Time{})
+		d, gerr := r.FailedAt(time.Time{}, slackHint{d: time.Duration(h), slack: time.Duration(slack)}, time.Time{})
+		if gerr != nil {
+			t.Fatalf("gave up: %v", gerr)
+		}
+		sched := time.Duration(interval)
+		mh := time.Duration(maxHint)
+		if mh == 0 {
+			mh = retry.DefaultMaxHint
+		}
+		s := spread
+		switch {
+		case s == 0:
+			s = retry.DefaultHintSpread
+		case s < 0:
+			s = 0
+		}
+		upper := max(float64(sched), float64(mh)*(1+s))
+		if d < sched || float64(d) > upper*(1+1e-9) {
+			t.Errorf("delay %v outside [schedule %v, max(schedule, MaxHint·(1+spread)) %v]", d, sched, time.Duration(upper))
+		}
+		if slack > 0 && sched <= math.MaxInt64-time.Duration(slack) && d > max(sched, sched+time.Duration(slack)) {
+			t.Errorf("delay %v above schedule %v + slack %v", d, sched, time.Duration(slack))
+		}
+	})
+}

@@ -509,3 +509,102 @@ func TestHeadersAtTheAttemptTimeout(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Rules a mutation once changed without any test failing (go run
+// ./tools/dev/cmd/mutate).
+
+func TestRetryAfterSecondsSaturate(t *testing.T) {
+	// Above the ≈292 years a Duration holds, but within int64 seconds: the
+	// multiplication would overflow without the guard.
+	for _, v := range []string{"9999999999999", "9223372036854775807"} {
+		if got, ok := ParseRetryAfter(v, time.Now()); !ok || got != math.MaxInt64 {
+			t.Errorf("ParseRetryAfter(%q) = %v, %v; want the largest Duration", v, got, ok)
+		}
+	}
+}
+
+func TestAmzRetryAfterTakesPrecedence(t *testing.T) {
+	h := http.Header{}
+	h.Set("Retry-After", "10")
+	h.Set("X-Amz-Retry-After", "1500")
+	if d, ok := Hint(h, time.Now()); !ok || d != 1500*time.Millisecond {
+		t.Errorf("Hint = %v, %v; want x-amz-retry-after's 1.5s over Retry-After's 10s", d, ok)
+	}
+	h.Set("X-Amz-Retry-After", "garbage")
+	if d, ok := Hint(h, time.Now()); !ok || d != 10*time.Second {
+		t.Errorf("Hint with a malformed x-amz-retry-after = %v, %v; want Retry-After's 10s", d, ok)
+	}
+}
+
+// A body of exactly BufferBody bytes is buffered, and replayed.
+func TestBufferBodyBoundary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeRT{script: []func(*http.Request) (*http.Response, error){status(503), status(200)}}
+		req, _ := http.NewRequest("PUT", "http://svc.local/", io.NopCloser(strings.NewReader("hello")))
+		req.GetBody = nil
+		resp, err := (&Transport{Next: f, Policy: policy(3), BufferBody: 5}).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := strings.Join(f.bodies, ","); got != "hello,hello" {
+			t.Errorf("bodies sent %q, want the 5-byte body twice", got)
+		}
+	})
+}
+
+// A request that cannot be retried (POST without a key) takes nothing from
+// the budget: it is sent once, as a plain client would.
+func TestNoBudgetForARequestThatCannotBeRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := retry.NewBudget(retry.BudgetConfig{Capacity: 10, RetryCost: 1, FailureCost: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := policy(3)
+		p.Budget = b
+		f := &fakeRT{script: []func(*http.Request) (*http.Response, error){status(503)}}
+		req, _ := http.NewRequest("POST", "http://svc.local/", strings.NewReader("x"))
+		resp, err := (&Transport{Next: f, Policy: p}).RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if got := b.Tokens(); got != 10 || len(f.bodies) != 1 {
+			t.Errorf("budget %v after %d attempts, want 10 after 1", got, len(f.bodies))
+		}
+	})
+}
+
+// When no attempt is made (the context is already done), the request body
+// is still closed, as http.RoundTripper requires.
+func TestBodyClosedWhenNoAttempt(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	body := &trackBody{Reader: strings.NewReader("payload")}
+	req, _ := http.NewRequestWithContext(ctx, "PUT", "http://svc.local/", body)
+	req.GetBody = nil
+	f := &fakeRT{script: []func(*http.Request) (*http.Response, error){status(200)}}
+	if _, err := (&Transport{Next: f, Policy: policy(3)}).RoundTrip(req); err == nil {
+		t.Fatal("a request with a cancelled context succeeded")
+	}
+	if len(f.bodies) != 0 || !body.closed {
+		t.Errorf("%d attempts, body closed %v; want none and closed", len(f.bodies), body.closed)
+	}
+}
+
+// An attempt cut by the attempt timeout says so in the error.
+func TestAttemptTimeoutErrorSaysSo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			<-r.Context().Done()
+			return nil, r.Context().Err()
+		})
+		p := policy(2)
+		p.AttemptTimeout = 50 * time.Millisecond
+		req, _ := http.NewRequest("GET", "http://svc.local/", nil)
+		_, err := (&Transport{Next: next, Policy: p}).RoundTrip(req)
+		if err == nil || !strings.Contains(err.Error(), "httpretry: attempt timed out after 50ms") {
+			t.Errorf("err %v, want it to say the attempt timed out after 50ms", err)
+		}
+	})
+}
