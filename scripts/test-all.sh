@@ -35,6 +35,23 @@ echo "=== scenario matrix subset (no -race)"
 if ! go test -count=1 -run 'TestMatrixSubset' ./internal/sim/; then
 	status=1
 fi
+# Each fuzz target runs briefly: the seed corpus always runs with the tests;
+# this explores beyond it (the Retry-After overflow was found this way).
+echo "=== fuzz targets (5 s each)"
+while IFS=: read -r file name; do
+	dir=$(dirname "$file")
+	echo "--- $name ($dir)"
+	if ! (cd "$dir" && go test -run '^$' -fuzz "^$name\$" -fuzztime 5s . >/dev/null); then
+		echo "fuzz target $name failed" >&2
+		status=1
+	fi
+done < <(grep -rHo --include='*_test.go' --exclude-dir=node_modules '^func Fuzz[A-Za-z0-9_]*' . | sed 's/:func /:/')
+# Figures in BENCHMARKS.md and README.md are command output
+# (tools/dev/cmd/benchdoc): the deterministic ones must still match.
+echo "=== generated figures match their commands"
+if ! go run ./tools/dev/cmd/benchdoc -check BENCHMARKS.md README.md; then
+	status=1
+fi
 echo "=== release check"
 if ! scripts/release-check.sh; then
 	status=1
