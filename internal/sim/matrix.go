@@ -184,13 +184,20 @@ func (s *Scenario) down(t time.Duration) bool {
 // Ideal is the shortest possible wall time: when the capacity left to the
 // clients (steps, background, outages; the initial bucket counted) has
 // served all the work, each accepted attempt failing with ErrorRate; and no
-// shorter than any client's work at one attempt per RTT per writer.
+// shorter than any client's own writers can do the work: one attempt per
+// RTT per writer, 1/(1−ErrorRate) attempts per item, and after each
+// injected error the first retry's mean sleep, which every strategy of the
+// matrix pays (full jitter over CompareBase: CompareBase/2). Without that
+// last term, a scenario whose few writers spend their time sleeping out
+// errors was charged to the limiter although plain backoff took as long.
 func (s *Scenario) Ideal() time.Duration {
 	total := 0
 	var worst time.Duration
+	e := s.ErrorRate
+	perItem := (float64(s.RTT) + e*float64(CompareBase/2)) / (1 - e)
 	for _, c := range s.Clients {
 		total += c.Items
-		w := c.Start + time.Duration(float64(c.Items)/float64(c.Writers)*float64(s.RTT))
+		w := c.Start + time.Duration(float64(c.Items)/float64(c.Writers)*perItem)
 		worst = max(worst, w)
 	}
 	need := float64(total) / (1 - s.ErrorRate)
