@@ -11,7 +11,9 @@ import (
 // presets reproduce published semantics; see AWSStandardBudget,
 // AWSClassicBudget, GRPCBudget and RatioBudget.
 type BudgetConfig struct {
-	// Capacity is the most tokens the bucket holds; it starts full. Required.
+	// Capacity is the most tokens the bucket holds; it starts full. 0 is
+	// allowed: no retry that costs anything is ever granted (the AWS SDKs'
+	// ratelimit.NewTokenRateLimit(0)).
 	Capacity float64
 	// RetryCost is taken for each retry after a transient error.
 	RetryCost float64
@@ -113,8 +115,8 @@ func NewBudget(cfg BudgetConfig) (*Budget, error) {
 // Validate reports whether the configuration is in range.
 func (b *Budget) Validate() error {
 	c := b.cfg
-	if !(c.Capacity > 0) || math.IsInf(c.Capacity, 0) {
-		return fieldError("BudgetConfig.Capacity", c.Capacity, "must be a finite number > 0")
+	if !(c.Capacity >= 0) || math.IsInf(c.Capacity, 0) {
+		return fieldError("BudgetConfig.Capacity", c.Capacity, "must be a finite number ≥ 0 (0: no retries at all, as the AWS SDKs' NewTokenRateLimit(0))")
 	}
 	for _, f := range [...]struct {
 		name string

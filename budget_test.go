@@ -123,13 +123,30 @@ func TestBudgetRefillExplicitTime(t *testing.T) {
 	}
 }
 
+// A zero-capacity budget is valid and grants no retry that costs anything,
+// as the AWS SDKs' NewTokenRateLimit(0) does.
+func TestBudgetZeroCapacity(t *testing.T) {
+	b := mustBudget(t, retry.BudgetConfig{Capacity: 0, RetryCost: 5, ExemptThrottles: true})
+	if _, ok := b.AcquireAt(at(0), retry.KindTransient); ok {
+		t.Error("a zero-capacity budget granted a retry costing 5")
+	}
+	if _, ok := b.AcquireAt(at(0), retry.KindThrottle); !ok {
+		t.Error("an exempt throttle retry (cost 0) was refused")
+	}
+	b.SucceededAt(at(0), 1, 0)
+	if got := b.TokensAt(at(0)); got != 0 {
+		t.Errorf("tokens %v, want 0", got)
+	}
+}
+
 func TestBudgetConfigValidation(t *testing.T) {
 	for _, c := range []struct {
 		cfg   retry.BudgetConfig
 		field string
 	}{
-		{retry.BudgetConfig{}, "Capacity"},
+		{retry.BudgetConfig{}, "never refuse"},
 		{retry.BudgetConfig{Capacity: math.NaN(), RetryCost: 1}, "Capacity"},
+		{retry.BudgetConfig{Capacity: -1, RetryCost: 1}, "Capacity"},
 		{retry.BudgetConfig{Capacity: 1, RetryCost: -1}, "RetryCost"},
 		{retry.BudgetConfig{Capacity: 1, RefillRate: math.Inf(1), RetryCost: 1}, "RefillRate"},
 		{retry.BudgetConfig{Capacity: 1}, "never refuse"},

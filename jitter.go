@@ -121,16 +121,14 @@ func (f JitterFunc) Apply(in JitterInput, u float64) time.Duration {
 	return clampDur(f(in, unit(u)), in.Cap)
 }
 
-// unit maps any float to [0, 1): a user's Rand that misbehaves cannot push a
-// delay out of range.
+// unit maps any float to [0, 1]: a user's Rand that misbehaves cannot push a
+// delay out of range. 1 itself is kept, so that a Rand pinned to 1 (as the
+// AWS SDKs' test vectors pin theirs) gives the full delay to the nanosecond.
 func unit(u float64) float64 {
 	if !(u >= 0) { // NaN or negative
 		return 0
 	}
-	if u >= 1 {
-		return math.Nextafter(1, 0)
-	}
-	return u
+	return min(u, 1)
 }
 
 func clampDur(d, limit time.Duration) time.Duration {

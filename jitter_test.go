@@ -28,7 +28,7 @@ func TestJitterExact(t *testing.T) {
 		{retry.PercentJitter(0.2), 0, 640 * time.Millisecond},                                                   // −20 %
 		{retry.PercentJitter(0.5), 0.99, time.Second},                                                           // +49 % capped
 		{retry.FullJitter, math.NaN(), 0},                                                                       // garbage u
-		{retry.FullJitter, 7, 800*time.Millisecond - 1},                                                         // u ≥ 1 clamps below 1
+		{retry.FullJitter, 7, 800 * time.Millisecond},                                                           // u > 1 clamps to 1
 		{retry.JitterFunc(func(retry.JitterInput, float64) time.Duration { return time.Hour }), 0, time.Second}, // clamped to cap
 	}
 	for _, tt := range tests {

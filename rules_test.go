@@ -22,12 +22,15 @@ func TestDecorrelatedFirstSleepFromBase(t *testing.T) {
 }
 
 // A misbehaving Rand (returning 1.5) cannot push a jittered delay above the
-// schedule's delay.
+// schedule's delay; u = 1 gives the delay exactly (the AWS SDKs' vectors pin
+// their random number to 1).
 func TestJitterUnitClampsLargeU(t *testing.T) {
 	in := retry.JitterInput{Delay: 100 * time.Millisecond, Base: 100 * time.Millisecond, Cap: time.Second}
 	for _, j := range []retry.Jitter{retry.FullJitter, retry.EqualJitter} {
-		if got := j.Apply(in, 1.5); got >= 100*time.Millisecond || got < 99*time.Millisecond {
-			t.Errorf("%v.Apply(u=1.5) = %v, want just under the 100ms delay", j, got)
+		for _, u := range []float64{1, 1.5} {
+			if got := j.Apply(in, u); got != 100*time.Millisecond {
+				t.Errorf("%v.Apply(u=%v) = %v, want the 100ms delay exactly", j, u, got)
+			}
 		}
 	}
 }
