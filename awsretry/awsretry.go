@@ -13,9 +13,11 @@
 //	r := awsretry.New()
 //	cfg.Retryer = func() aws.Retryer { return r }
 //
-// A Retryer holds the shared state (budget, limiter) of the clients it is
-// given to: give one Retryer to all clients of one resource, and separate
-// Retryers to unrelated resources.
+// A Retryer holds the shared state (budget, limiters) of the clients it is
+// given to. New keys its adaptive limiter per service, operation and, with
+// the KeyByResource API option, per resource (table, queue, bucket…), so one
+// hot table throttling does not slow the others; the parity presets keep
+// the SDK's one limiter per client.
 //
 // Modes: New is the recommended setup (an adaptive Goodput limiter pacing
 // every attempt, short jittered delays after throttles, a budget that
@@ -26,16 +28,31 @@
 // The SDK's retry middleware, not the Retryer, applies the x-amz-retry-after
 // header (clamped to [delay, delay + 5 s]) and sleeps; RetryDelay therefore
 // returns the plain computed backoff, as the SDK's own retryers do.
+//
+// Backoff and the limiter's queue add up here, where in retry.Do they
+// overlap: the SDK's middleware sleeps RetryDelay and only then asks
+// GetAttemptToken, and tells the Retryer nothing that links the two calls
+// (no attempt number or request identity reaches a Retryer), so the wait
+// for a send slot cannot start during the sleep. The cost is one backoff per
+// retry on top of the queue: with New's throttle backoff (full jitter over
+// 25 ms doubling to a 100 ms cap) 12.5 ms on average after a first
+// throttle, 25 ms after a second, 50 ms after a third and later.
 package awsretry
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddle "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/jittered/retry"
 )
@@ -55,16 +72,32 @@ type Options struct {
 	Retryables []awsretry.IsErrorRetryable
 	Throttles  []awsretry.IsErrorThrottle
 	Timeouts   []awsretry.IsErrorTimeout
+
+	// Limiters, if set, gives each service, operation and resource (see
+	// KeyByResource) its own adaptive limiter from the set, in place of
+	// Policy.Limiter. New sets it; the parity presets do not (the SDK's
+	// adaptive mode has one limiter per client).
+	Limiters *retry.LimiterSet
 }
 
 // Retryer is an aws.RetryerV2 driven by a retry.Policy. It is safe for
 // concurrent use by any number of clients and requests.
 type Retryer struct {
 	p          retry.Policy
+	limiters   *retry.LimiterSet
 	retryables awsretry.IsErrorRetryables
 	throttles  awsretry.IsErrorThrottles
 	timeouts   awsretry.IsErrorTimeouts
 	now        func() time.Time
+
+	// The SDK tells a Retryer neither the attempt number nor which request
+	// a call belongs to, but it releases a retry's token just before the
+	// same attempt's token. Each retry release therefore leaves a mark that
+	// the next attempt release consumes: that attempt was a retry, so it
+	// earns no first-try reward and makes no first-attempt deposit. The
+	// marks may be consumed by another request's release in between; the
+	// totals, which are what a shared budget holds, are exact.
+	retriesReleased, retriesSucceeded atomic.Int64
 }
 
 var _ aws.RetryerV2 = (*Retryer)(nil)
@@ -73,7 +106,7 @@ func build(o Options, optFns []func(*Options)) *Retryer {
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	r := &Retryer{p: o.Policy, now: time.Now}
+	r := &Retryer{p: o.Policy, limiters: o.Limiters, now: time.Now}
 	r.retryables = append(awsretry.IsErrorRetryables{}, o.Retryables...)
 	if o.Retryables == nil {
 		r.retryables = append(awsretry.IsErrorRetryables{}, awsretry.DefaultRetryables...)
@@ -145,7 +178,9 @@ func (r *Retryer) RetryDelay(attempt int, err error) (time.Duration, error) {
 }
 
 // ErrQuotaExceeded is wrapped by GetRetryToken's error when the budget
-// refuses a retry; errors.Is also finds retry.ErrBudgetExhausted.
+// refuses a retry; errors.Is also finds retry.ErrBudgetExhausted, and
+// errors.As finds the SDK's own ratelimit.QuotaExceededError, as code
+// written against the SDK's retryers expects.
 var ErrQuotaExceeded = fmt.Errorf("awsretry: %w", retry.ErrBudgetExhausted)
 
 func (r *Retryer) kind(err error) retry.Kind {
@@ -159,26 +194,38 @@ func (r *Retryer) kind(err error) retry.Kind {
 }
 
 // GetRetryToken takes the retry's cost from the budget, or refuses with a
-// client-side error. Its release returns the cost when the retry succeeds
-// (if the budget refunds on success) or ends in a non-retryable error.
+// client-side error wrapping ErrQuotaExceeded and a
+// ratelimit.QuotaExceededError. Its release, called after the retry's
+// attempt, returns the cost when that attempt succeeds (if the budget
+// refunds on success) or ends in a non-retryable error.
 func (r *Retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
 	b := r.p.Budget
 	if b == nil {
-		return nop, nil
+		return func(error) error { return nil }, nil
 	}
 	now := r.now()
 	b.FailedAt(now)
 	kind := r.kind(opErr)
 	cost, ok := b.AcquireAt(now, kind)
 	if !ok {
-		return nil, fmt.Errorf("%w: %.0f tokens left, a %s retry costs more", ErrQuotaExceeded, b.TokensAt(now), kind)
+		avail := b.TokensAt(now)
+		c := b.Config()
+		want := c.RetryCost
+		switch {
+		case kind == retry.KindThrottle && c.ThrottleCost > 0:
+			want = c.ThrottleCost
+		case kind == retry.KindTimeout && c.TimeoutCost > 0:
+			want = c.TimeoutCost
+		}
+		return nil, fmt.Errorf("%w: %w", ErrQuotaExceeded, ratelimit.QuotaExceededError{
+			Available: uint(math.Floor(max(avail, 0))), Requested: uint(math.Ceil(want)),
+		})
 	}
 	return func(err error) error {
+		r.releaseRetry(err)
 		switch {
 		case err == nil && b.Config().RefundOnSuccess:
-			// The attempt token adds the first-try reward on every success;
-			// the SDK gives it to first tries only, so take it back here.
-			b.RefundAt(r.now(), cost-b.Config().FirstTryReward)
+			b.RefundAt(r.now(), cost)
 		case err != nil && !r.IsErrorRetryable(err):
 			b.RefundAt(r.now(), cost)
 		}
@@ -186,12 +233,38 @@ func (r *Retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) e
 	}, nil
 }
 
+// releaseRetry marks that the attempt about to be released was a retry.
+func (r *Retryer) releaseRetry(err error) error {
+	r.retriesReleased.Add(1)
+	if err == nil {
+		r.retriesSucceeded.Add(1)
+	}
+	return nil
+}
+
+// take consumes one mark of n, if there is one.
+func take(n *atomic.Int64) bool {
+	for {
+		v := n.Load()
+		if v <= 0 {
+			return false
+		}
+		if n.CompareAndSwap(v, v-1) {
+			return true
+		}
+	}
+}
+
 // GetAttemptToken waits for the adaptive limiter's send slot, if there is a
 // limiter (giving up at once, client-side, if the slot is after ctx's
-// deadline). Its release feeds the attempt's outcome to the limiter and
-// adds the budget's rewards for a success.
+// deadline); with Options.Limiters, the limiter of the call's service,
+// operation and resource. Its release feeds the attempt's outcome to that
+// limiter and settles the budget: the first attempt's deposit
+// (AttemptDeposit) and a success's rewards (SuccessReward, and
+// FirstTryReward for a first try).
 func (r *Retryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
-	if l := r.p.Limiter; l != nil {
+	l := r.limiter(ctx)
+	if l != nil {
 		ok, err := retry.WaitSlot(ctx, l)
 		if err != nil {
 			return nil, err
@@ -200,23 +273,101 @@ func (r *Retryer) GetAttemptToken(ctx context.Context) (func(error) error, error
 			return nil, errors.New("awsretry: the adaptive limiter's next send slot is after the context deadline (client-side)")
 		}
 	}
-	return r.release, nil
+	return func(err error) error { return r.release(l, err) }, nil
 }
 
 // GetInitialToken is GetAttemptToken without the limiter's wait.
 //
 // Deprecated: the SDK calls GetAttemptToken.
-func (r *Retryer) GetInitialToken() func(error) error { return r.release }
+func (r *Retryer) GetInitialToken() func(error) error {
+	return func(err error) error { return r.release(r.p.Limiter, err) }
+}
 
-func (r *Retryer) release(err error) error {
+func (r *Retryer) release(l retry.Limiter, err error) error {
 	now := r.now()
-	if l := r.p.Limiter; l != nil {
+	if l != nil {
 		l.ObserveAt(now, r.outcome(err))
 	}
-	if b := r.p.Budget; b != nil && err == nil {
-		b.SucceededAt(now, 1, 0)
+	b := r.p.Budget
+	if b == nil {
+		return nil
+	}
+	retried := take(&r.retriesReleased)
+	if !retried {
+		b.StartAt(now) // the first attempt's deposit (and refill)
+	}
+	if err == nil {
+		attempt := 1
+		if retried && take(&r.retriesSucceeded) {
+			attempt = 2 // a successful retry: no first-try reward
+		}
+		b.SucceededAt(now, attempt, 0)
 	}
 	return nil
+}
+
+// limiter returns the limiter for ctx's call.
+func (r *Retryer) limiter(ctx context.Context) retry.Limiter {
+	if r.limiters == nil {
+		return r.p.Limiter
+	}
+	return r.limiters.Get(limiterKey(ctx))
+}
+
+// limiterKey is "service/operation/resource" for the call in ctx.
+func limiterKey(ctx context.Context) string {
+	res, _ := middleware.GetStackValue(ctx, resourceKey{}).(string)
+	return awsmiddle.GetServiceID(ctx) + "/" + awsmiddle.GetOperationName(ctx) + "/" + res
+}
+
+type resourceKey struct{}
+
+// KeyByResource is an API option (for a client's Options.APIOptions) that
+// names the resource of each call — the input's TableName, QueueUrl,
+// Bucket, StreamName, StreamARN, TopicArn, FunctionName or the one table of
+// a batch's RequestItems — so that a Retryer from New keeps one adaptive
+// limiter per table, queue or bucket as well as per operation:
+//
+//	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+//		o.Retryer = awsretry.New()
+//		o.APIOptions = append(o.APIOptions, awsretry.KeyByResource)
+//	})
+func KeyByResource(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("awsretry.KeyByResource",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if res := resourceOf(in.Parameters); res != "" {
+				ctx = middleware.WithStackValue(ctx, resourceKey{}, res)
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After)
+}
+
+var resourceFields = []string{"TableName", "QueueUrl", "Bucket", "StreamName", "StreamARN", "TopicArn", "FunctionName"}
+
+// resourceOf finds the resource an operation's input names.
+func resourceOf(params any) string {
+	v := reflect.ValueOf(params)
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return ""
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return ""
+	}
+	for _, name := range resourceFields {
+		f := v.FieldByName(name)
+		if f.IsValid() && f.Kind() == reflect.Pointer && !f.IsNil() && f.Elem().Kind() == reflect.String {
+			return f.Elem().String()
+		}
+	}
+	if f := v.FieldByName("RequestItems"); f.IsValid() && f.Kind() == reflect.Map && f.Len() == 1 {
+		if k := f.MapKeys()[0]; k.Kind() == reflect.String {
+			return k.String()
+		}
+	}
+	return ""
 }
 
 // outcome is what the limiter is told of an attempt's error.
@@ -231,5 +382,3 @@ func (r *Retryer) outcome(err error) retry.Outcome {
 	}
 	return retry.OutcomeAccepted // answered, not worth retrying: it was served
 }
-
-func nop(error) error { return nil }

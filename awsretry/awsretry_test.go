@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"io"
 	"net"
 	"net/http"
@@ -139,8 +140,13 @@ func TestQuotaExhaustedIsClientSide(t *testing.T) {
 	if n != 35 { // 500 / 14
 		t.Errorf("granted %d retries of 14 from 500 tokens, want 35", n)
 	}
-	if !errors.Is(err, retry.ErrBudgetExhausted) || !strings.Contains(err.Error(), "client-side") {
+	if !errors.Is(err, retry.ErrBudgetExhausted) || !errors.Is(err, awsretry.ErrQuotaExceeded) || !strings.Contains(err.Error(), "client-side") {
 		t.Errorf("err %v", err)
+	}
+	// Code written against the SDK finds its own error type, and the words.
+	var q ratelimit.QuotaExceededError
+	if !errors.As(err, &q) || q.Available != 10 || q.Requested != 14 || !strings.Contains(err.Error(), "retry quota exceeded, 10 available, 14 requested") {
+		t.Errorf("errors.As(QuotaExceededError) = %+v for %v; want 10 available, 14 requested", q, err)
 	}
 }
 
@@ -148,6 +154,7 @@ func TestAttemptTokenHonorsDeadline(t *testing.T) {
 	r := awsretry.New(func(o *awsretry.Options) {
 		// CUBIC at its floor (0.5/s) after a throttle: the next slot is 2 s away.
 		o.Policy.Limiter, _ = retry.NewAdaptiveLimiter(retry.AWSAdaptive)
+		o.Limiters = nil // one limiter, the one above
 	})
 	l := r.Policy().Limiter
 	l.(*retry.AdaptiveLimiter).Observe(retry.OutcomeThrottled)

@@ -56,8 +56,9 @@ func adaptivePolicy(attempts int, base time.Duration) retry.Policy {
 
 // Adaptive returns a Retryer that behaves as the SDK's adaptive retry mode:
 // the standard mode plus the CUBIC client-side rate limiter (reproduced to
-// the SDK's published vectors). Unlike the SDK's adaptive mode, successes
-// refill the retry quota (aws-sdk-go-v2 #3550).
+// the SDK's published vectors), one per Retryer as the SDK has one per
+// client. Successes refill the retry quota, as they do in the SDK since the
+// fix of aws-sdk-go-v2 #3550 (v1.48.0: 486 → 500 after a successful retry).
 func Adaptive(optFns ...func(*Options)) *Retryer {
 	return build(Options{Policy: adaptivePolicy(standardAttempts, standardBase)}, optFns)
 }
@@ -89,7 +90,11 @@ func RecommendedPolicy() retry.Policy {
 }
 
 // New returns a Retryer with the recommended setup (RecommendedPolicy),
-// changed by optFns.
+// changed by optFns. Its adaptive limiter is keyed per service and
+// operation, and per resource with the KeyByResource API option
+// (Options.Limiters: a Goodput LimiterSet, idle keys evicted after 10
+// minutes).
 func New(optFns ...func(*Options)) *Retryer {
-	return build(Options{Policy: RecommendedPolicy()}, optFns)
+	ls, _ := retry.NewLimiterSet(retry.LimiterConfig{Algorithm: retry.Goodput})
+	return build(Options{Policy: RecommendedPolicy(), Limiters: ls}, optFns)
 }

@@ -1,6 +1,6 @@
 // Command mutate is the project's mutation check, run on demand:
 //
-//	go run ./tools/dev/cmd/mutate [-list scripts/mutants.txt] [-out docs/mutation.txt] [-run NAME]
+//	go run ./tools/dev/cmd/mutate [-list scripts/mutants.txt] [-out docs/mutation.txt] [-run REGEXP]
 //
 // Each line of the list names a file, the mutant, the exact text to replace
 // (it must occur exactly once in the file) and its replacement, as Go
@@ -46,9 +46,14 @@ type mutant struct {
 func main() {
 	list := flag.String("list", "scripts/mutants.txt", "mutant list")
 	out := flag.String("out", "docs/mutation.txt", "report file (\"\" for none)")
-	run := flag.String("run", "", "only mutants whose name contains this")
+	run := flag.String("run", "", "only mutants whose name matches this regular expression")
 	timeout := flag.Duration("timeout", 3*time.Minute, "go test timeout per mutant")
 	flag.Parse()
+	runRE, err := regexp.Compile(*run)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mutate: -run:", err)
+		os.Exit(2)
+	}
 	ms, err := parse(*list)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
@@ -62,7 +67,7 @@ func main() {
 	var survived, broken []string
 	killed := 0
 	for _, m := range ms {
-		if *run != "" && !strings.Contains(m.name, *run) {
+		if !runRE.MatchString(m.name) {
 			continue
 		}
 		res, err := try(ctx, m, *timeout)
