@@ -30,7 +30,12 @@ const (
 	//     starts at Probe and doubles with each such period in a row (at
 	//     low rates, where an accepted answer is rare evidence, by at least
 	//     Probe·10/(answers per Interval)), plus a;
-	//   - a period of failures only, or of no answers, changes nothing.
+	//   - a period of failures only, or of no answers, changes nothing —
+	//     except at a trickle (under one send per Interval, a client
+	//     squeezed by others) after a second without any answer: then the
+	//     rate regains ×(1 + Probe·10) per period, up to one send per
+	//     Interval, so that a squeeze that ended is not learnt one rare
+	//     answer at a time (it took ~40 s from 0.05/s).
 	//
 	// a is the additive term meant to make independent limiters converge to
 	// a fair share: Fairness/√max(n, 25) of the rate per period, n the
@@ -117,6 +122,10 @@ const (
 	// lowRateAnswers: below this many answers per Interval, growth per
 	// accepted period is raised in proportion (see decide).
 	lowRateAnswers = 10
+	// silentFor: a limiter at a trickle (under one send per Interval) that
+	// has had no answer, not even a throttle, for this long regains rate
+	// with time (see decide).
+	silentFor = time.Second
 	// calmRoll: while calm, the clock is read every calmRoll accepted
 	// answers to keep the accepted-rate measure recent.
 	calmRoll = 256
@@ -245,6 +254,7 @@ type limiterState struct {
 	sent        int       // slots granted in the period
 	waited      bool      // some caller waited in line in the period
 	lastThrot   time.Time // end of the last throttled period
+	lastAnswer  time.Time // when the last answer came
 	markCount   int64     // answered count at the last calm mark
 	calmRate    float64   // answered rate over the last full calm window
 }
@@ -655,6 +665,7 @@ func (l *AdaptiveLimiter) goodputObserve(now time.Time, o Outcome) {
 	case OutcomeThrottled:
 		l.thr++
 	}
+	l.lastAnswer = now
 	l.tick(now)
 }
 
@@ -747,6 +758,15 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 		// answers nothing but throttles): grow blind, but not past the rate
 		// last refused outright.
 		l.setRate(min(r*maxGrowth, max(r, l.refused)))
+	case l.acc == 0 && r*p.Seconds() < 1 && end.Sub(l.lastAnswer) >= silentFor:
+		// A trickle (under one send per period: a client squeezed by
+		// others) that has heard nothing, not even a throttle, for
+		// silentFor: at its rate the next answer may be many seconds away,
+		// and each answer moves it only one step, so it would take that
+		// long to learn that the squeeze is over. It regains with time
+		// instead, by the low-rate boost's step per period, up to one
+		// send per period; throttles, if the squeeze goes on, cut it again.
+		l.setRate(min(r*(1+l.c.Probe*lowRateAnswers), 1/p.Seconds()))
 	case l.acc == 0:
 		// No evidence either way: the rate stays.
 	default:

@@ -222,6 +222,21 @@ func TestGoodputVeryLowCapacity(t *testing.T) {
 	}
 }
 
+// TestGoodputSqueezedClientRegains: six clients of two writers share 34
+// writes/s; the first starts alone against background load, the others
+// join 2–4 s later and squeeze it to a trickle (0.05–0.2/s). Each of its
+// rare answers moves its rate one step, so once the others had finished it
+// took ~40 s to climb back, sending one write every 5–20 s (3.72× ideal; the
+// matrix's worst case, seed 425). A trickle that hears nothing for
+// silentFor now regains with time: measured 1.965× ideal.
+func TestGoodputSqueezedClientRegains(t *testing.T) {
+	s := sim.RandomScenario(425)
+	r := runScenario(t, s)
+	if r.WallRatio() > 2.2 || r.Failures != 0 {
+		t.Errorf("squeezed client: wall÷ideal %.3f (want ≤ 2.2; the old law took 3.72), failures %d", r.WallRatio(), r.Failures)
+	}
+}
+
 // TestGoodputGoesCalmWhenThrottlingStops: after 5 s at 1000/s the service
 // stops throttling; the limiter must stop pacing (the old one kept pacing:
 // 16.2 s where no limiter takes 7.3 s).
