@@ -199,5 +199,37 @@ func FuzzHintBounds(f *testing.F) {
 		if slack > 0 && sched <= math.MaxInt64-time.Duration(slack) && d > max(sched, sched+time.Duration(slack)) {
 			t.Errorf("delay %v above schedule %v + slack %v", d, sched, time.Duration(slack))
 		}
+		// The hint is obeyed: at least min(hint, MaxHint), within the slack.
+		floor := min(time.Duration(h), mh)
+		if slack > 0 && sched <= math.MaxInt64-time.Duration(slack) {
+			floor = min(floor, sched+time.Duration(slack))
+		}
+		if h > 0 && d < floor {
+			t.Errorf("delay %v below the hint's floor %v (hint %v, MaxHint %v, schedule %v)", d, floor, time.Duration(h), mh, sched)
+		}
 	})
+}
+
+// A hint at the largest Duration, with MaxHint as large, is spread without
+// overflowing into a negative delay (which would have fallen back to the
+// schedule: a hostile server's huge hint turned into an immediate retry).
+func TestHugeHintSpreadDoesNotOverflow(t *testing.T) {
+	p := &retry.Policy{
+		MaxAttempts: 2,
+		Backoff:     retry.Constant{Interval: time.Millisecond},
+		Jitter:      retry.NoJitter,
+		MaxHint:     math.MaxInt64,
+		HintSpread:  0.1,
+		Rand:        func() float64 { return 0.5 },
+	}
+	r := p.Start(time.Time{})
+	d, gerr := r.FailedAt(time.Time{}, retry.RetryAfter(math.MaxInt64/2, errTransient), time.Time{})
+	if gerr != nil || d < math.MaxInt64/2 {
+		t.Errorf("delay %v (%v), want at least the hint %v", d, gerr, time.Duration(math.MaxInt64/2))
+	}
+	r2 := p.Start(time.Time{})
+	d, _ = r2.FailedAt(time.Time{}, retry.RetryAfter(math.MaxInt64, errTransient), time.Time{})
+	if d != math.MaxInt64 {
+		t.Errorf("delay for a MaxInt64 hint %v, want the largest Duration", d)
+	}
 }

@@ -214,7 +214,13 @@ func (r *Run) delay(err error, throttled bool) time.Duration {
 	}
 	h = min(h, p.maxHint())
 	if s := p.hintSpread(); s > 0 {
-		h += time.Duration(float64(h) * s * p.rand())
+		// In float, saturating: a hint near the largest Duration would
+		// overflow into a negative delay.
+		if f := float64(h) * (1 + s*p.rand()); f < math.MaxInt64 {
+			h = time.Duration(f)
+		} else {
+			h = math.MaxInt64
+		}
 	}
 	if slack > 0 && d <= math.MaxInt64-slack {
 		h = min(h, d+slack)

@@ -41,8 +41,9 @@ echo "=== fuzz targets (5 s each)"
 while IFS=: read -r file name; do
 	dir=$(dirname "$file")
 	echo "--- $name ($dir)"
-	if ! (cd "$dir" && go test -run '^$' -fuzz "^$name\$" -fuzztime 5s . >/dev/null); then
-		echo "fuzz target $name failed" >&2
+	if ! out=$(cd "$dir" && go test -run '^$' -fuzz "^$name\$" -fuzztime 5s . 2>&1); then
+		printf '%s\n' "$out" | tail -40 >&2
+		echo "fuzz target $name failed (a failing input is saved under $dir/testdata/fuzz/$name)" >&2
 		status=1
 	fi
 done < <(grep -rHo --include='*_test.go' --exclude-dir=node_modules '^func Fuzz[A-Za-z0-9_]*' . | sed 's/:func /:/')
