@@ -64,9 +64,21 @@ var DefaultBackoff Backoff = Exponential{Base: DefaultBase, Multiplier: DefaultM
 // Nothing is stored in the Policy: it stays plain data that may be copied at
 // any time. Call Validate to catch every mistake at start-up.
 type Policy struct {
-	// MaxAttempts is the number of attempts in all, the first included.
+	// MaxAttempts is the number of attempts in all, the first included
+	// (throttled attempts excluded when ThrottleAttempts applies).
 	// 0 means DefaultMaxAttempts; Unlimited means no limit.
 	MaxAttempts int
+
+	// ThrottleAttempts, if positive and the Policy has a Limiter, counts
+	// throttled attempts apart from MaxAttempts: an attempt answered by a
+	// throttle uses one of ThrottleAttempts instead of one of MaxAttempts.
+	// With a limiter pacing every attempt, a throttle says "slower", which
+	// the limiter does; the attempt limit is for failures (as a Budget with
+	// ExemptThrottles does not charge throttles). 0 means throttles count
+	// against MaxAttempts like any attempt. It applies to Do, DoValue and
+	// Run; hosts that own the loop (the AWS SDK's retry middleware) count
+	// every attempt against their own limit.
+	ThrottleAttempts int
 
 	// Backoff is the delay schedule before jitter. nil means DefaultBackoff.
 	Backoff Backoff
@@ -204,7 +216,7 @@ func (p *Policy) fastValid() bool {
 // depends on are in range: a few comparisons, inlined into Do.
 func (p *Policy) scalarsValid() bool {
 	h := p.HintSpread
-	return p.MaxAttempts >= Unlimited && p.MaxElapsed >= 0 && p.AttemptTimeout >= 0 && p.MaxHint >= 0 &&
+	return p.MaxAttempts >= Unlimited && p.ThrottleAttempts >= 0 && p.MaxElapsed >= 0 && p.AttemptTimeout >= 0 && p.MaxHint >= 0 &&
 		((h >= 0 && h <= 1) || h == NoSpread)
 }
 
@@ -288,6 +300,9 @@ func (p *Policy) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
 			}
 		}
+	}
+	if p.ThrottleAttempts < 0 {
+		errs = append(errs, fieldError("Policy.ThrottleAttempts", p.ThrottleAttempts, "must be ≥ 0 (0: throttles count against MaxAttempts)"))
 	}
 	if p.MaxElapsed < 0 {
 		errs = append(errs, fieldError("Policy.MaxElapsed", p.MaxElapsed, "must be ≥ 0 (0 means no bound)"))

@@ -2,6 +2,8 @@ package retry_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -158,5 +160,49 @@ func TestBudgetFailureCostFloorsAtZero(t *testing.T) {
 	}
 	if got := b.TokensAt(t0.Add(time.Second)); got != 1 {
 		t.Errorf("tokens one refill-second later = %v, want 1", got)
+	}
+}
+
+// ThrottleAttempts: with a limiter pacing, throttles are counted apart from
+// MaxAttempts; without a limiter, or with 0, they count like any attempt.
+func TestThrottleAttemptsCountedApart(t *testing.T) {
+	errThrottle := retry.Throttle(errTransient)
+	script := []error{errThrottle, errThrottle, errThrottle, errThrottle, errTransient, errTransient, nil}
+	run := func(p *retry.Policy) (int, error) {
+		var calls int
+		var err error
+		synctest.Test(t, func(t *testing.T) {
+			err = p.Do(t.Context(), func(context.Context) error {
+				calls++
+				return script[min(calls, len(script))-1]
+			})
+		})
+		return calls, err
+	}
+	mk := func(throttleAttempts int, limiter bool) *retry.Policy {
+		p := &retry.Policy{MaxAttempts: 3, ThrottleAttempts: throttleAttempts, Backoff: retry.Constant{Interval: time.Millisecond}}
+		if limiter {
+			l, err := retry.NewAdaptiveLimiter(retry.LimiterConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Limiter = l
+		}
+		return p
+	}
+	if calls, err := run(mk(5, true)); err != nil || calls != 7 {
+		t.Errorf("ThrottleAttempts 5 with a limiter: %d calls, err %v; want success after 7 (4 paced throttles, 3 other attempts)", calls, err)
+	}
+	if calls, err := run(mk(4, true)); !errors.Is(err, retry.ErrMaxAttempts) || calls != 4 {
+		t.Errorf("ThrottleAttempts 4: %d calls, err %v; want ErrMaxAttempts at the 4th throttle", calls, err)
+	}
+	if calls, err := run(mk(5, false)); !errors.Is(err, retry.ErrMaxAttempts) || calls != 3 {
+		t.Errorf("ThrottleAttempts without a limiter: %d calls, err %v; want the plain MaxAttempts 3", calls, err)
+	}
+	if calls, err := run(mk(0, true)); !errors.Is(err, retry.ErrMaxAttempts) || calls != 3 {
+		t.Errorf("ThrottleAttempts 0: %d calls, err %v; want MaxAttempts 3", calls, err)
+	}
+	if err := (&retry.Policy{ThrottleAttempts: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "Policy.ThrottleAttempts = -1") {
+		t.Errorf("Validate with ThrottleAttempts -1: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ type Run struct {
 	p        *Policy
 	start    time.Time
 	attempts int
+	paced    int // throttled attempts counted against ThrottleAttempts
 	prev     time.Duration
 	waited   time.Duration
 	paid     float64   // budget tokens taken for the retry in flight
@@ -173,7 +174,14 @@ func (r *Run) failed(now time.Time, err error, d Decision, kind Kind, deadline t
 		b.FailedAt(now)
 		r.paid = 0 // consumed: this retry failed again
 	}
-	if r.attempts >= p.maxAttempts() {
+	switch {
+	case p.ThrottleAttempts > 0 && p.Limiter != nil && throttled:
+		// A throttle the limiter paces: counted apart.
+		r.paced++
+		if r.paced >= p.ThrottleAttempts {
+			return 0, r.giveUp(now, ReasonMaxAttempts, err, nil)
+		}
+	case r.attempts-r.paced >= p.maxAttempts():
 		return 0, r.giveUp(now, ReasonMaxAttempts, err, nil)
 	}
 	delay := r.delay(err, throttled)
