@@ -69,6 +69,38 @@ func TestBinaryExitCodePropagation(t *testing.T) {
 	}
 }
 
+// A command that cannot run says why, as sh does, with sh's status: a file
+// without execute permission 126 "permission denied"; a #! line naming a
+// missing interpreter 127 "bad interpreter"; a missing file or a command
+// not in PATH 127.
+func TestBinaryCannotRunSaysWhy(t *testing.T) {
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "noexec.sh")
+	badInterp := filepath.Join(dir, "bad.sh")
+	if err := os.WriteFile(noexec, []byte("echo hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(badInterp, []byte("#!/nonexistent/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cmd  string
+		code int
+		msg  string
+	}{
+		{noexec, 126, noexec + ": permission denied"},
+		{badInterp, 127, badInterp + ": bad interpreter: no such file or directory"},
+		{filepath.Join(dir, "missing"), 127, "missing: no such file or directory"},
+		{"no-such-command-anywhere", 127, "no-such-command-anywhere: command not found"},
+	} {
+		cmd, _, errb := retry(t, "", "run", "--attempts", "1", "--", c.cmd)
+		got := exitCode(t, cmd.Run())
+		if got != c.code || !strings.Contains(errb.String(), c.msg) || strings.Contains(errb.String(), "%!") {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", c.cmd, got, errb.String(), c.code, c.msg)
+		}
+	}
+}
+
 func TestBinaryStdinReplay(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "seen")

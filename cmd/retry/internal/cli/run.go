@@ -225,9 +225,9 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrNotFound):
-		return exitError{code: ExitNotFound, err: fmt.Errorf("%s: %w", argv[0], ErrNotFound)}
+		return exitError{code: ExitNotFound, err: fmt.Errorf("%s: %s", argv[0], osReason(err, ErrNotFound.Error()))}
 	case errors.Is(err, ErrCannotRun):
-		return exitError{code: ExitCannotRun, err: fmt.Errorf("%s: %w", argv[0], errors.Unwrap(err))}
+		return exitError{code: ExitCannotRun, err: fmt.Errorf("%s: %s", argv[0], osReason(err, ErrCannotRun.Error()))}
 	case sig != nil:
 		if s, ok := sig.(syscall.Signal); ok {
 			return exitError{code: 128 + int(s)}

@@ -42,6 +42,31 @@ var (
 	ErrCannotRun = errors.New("command cannot be executed")
 )
 
+// launchError is why a command could not be started, in the words an
+// operator expects from a shell ("permission denied", "bad interpreter:
+// no such file or directory").
+type launchError struct {
+	reason string
+	err    error
+}
+
+func (e *launchError) Error() string { return e.reason }
+func (e *launchError) Unwrap() error { return e.err }
+
+// osReason is the operating system's reason in err ("permission denied",
+// "exec format error"…), or def if there is none.
+func osReason(err error, def string) string {
+	var le *launchError
+	if errors.As(err, &le) {
+		return le.reason
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return def
+}
+
 type execRunner struct{}
 
 func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
@@ -57,6 +82,11 @@ func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = a.Stdin, a.Stdout, a.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// The file exists (LookPath found it): what is missing is the
+			// interpreter its #! line names. sh and timeout answer 127.
+			return Outcome{Code: ExitNotFound}, errors.Join(ErrNotFound, &launchError{reason: "bad interpreter: " + osReason(err, "no such file or directory"), err: err})
+		}
 		return Outcome{Code: ExitCannotRun}, errors.Join(ErrCannotRun, err)
 	}
 	pgid := cmd.Process.Pid
