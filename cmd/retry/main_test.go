@@ -101,6 +101,17 @@ func TestBinaryCannotRunSaysWhy(t *testing.T) {
 	}
 }
 
+// --grace 0 kills at once: a command that ignores SIGTERM is gone as soon
+// as its attempt times out (it used to mean 5 s).
+func TestBinaryGraceZeroKillsAtOnce(t *testing.T) {
+	cmd, _, errb := retry(t, "", "run", "--attempts", "1", "--attempt-timeout", "200ms", "--grace", "0", "--", "sh", "-c", "trap '' TERM; sleep 5")
+	start := time.Now()
+	code := exitCode(t, cmd.Run())
+	if took := time.Since(start); took > 2*time.Second || code == 0 {
+		t.Errorf("exit %d after %v (stderr %q); want the attempt killed soon after 200ms", code, took, errb)
+	}
+}
+
 func TestBinaryStdinReplay(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "seen")

@@ -103,6 +103,10 @@ func (p *Program) Main(ctx context.Context, args []string, std IO) int {
 	case "serve":
 		err = serve(ctx, rest, std)
 	case "version", "--version", "-version":
+		if len(rest) > 0 {
+			err = usagef("version: unexpected argument %q", rest[0])
+			break
+		}
 		fmt.Fprintln(std.Stdout, "retry", version())
 	case "help", "-h", "--help":
 		fmt.Fprint(std.Stdout, mainUsage)
@@ -171,6 +175,20 @@ func parse(fs *flagSet, args []string) error {
 		return err
 	}
 	return usagef("%s: %v", fs.Name(), strings.TrimSpace(err.Error()))
+}
+
+// parseNoArgs is parse for a command that takes no other words: a stray
+// word is an error, not the silent end of the flags (the flag package
+// stops at the first non-flag, so "demo extra --items 10" used to run the
+// default demo).
+func parseNoArgs(fs *flagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q (this command takes only flags; see %s -h)", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
 }
 
 // durationValue is a duration flag that also takes plain seconds ("1.5").

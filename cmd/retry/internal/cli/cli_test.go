@@ -177,6 +177,24 @@ func TestDryRun(t *testing.T) {
 	}
 }
 
+// Repeated list flags accumulate.
+func TestCodeSetAccumulates(t *testing.T) {
+	var c codeSet
+	for _, v := range []string{"1", "2", "5-7"} {
+		if err := c.Set(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for code, want := range map[int]bool{1: true, 2: true, 3: false, 5: true, 7: true, 8: false} {
+		if c.has(code) != want {
+			t.Errorf("has(%d) = %v after --retry-on 1 --retry-on 2 --retry-on 5-7", code, !want)
+		}
+	}
+	if c.String() != "1,2,5-7" {
+		t.Errorf("String() = %q", c.String())
+	}
+}
+
 func TestBadUsage(t *testing.T) {
 	for _, tt := range []struct {
 		args []string
@@ -201,6 +219,14 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"serve", "--shape", "418"}, "--shape"},
 		{[]string{"serve", "--p500", "2"}, "P500"},
 		{[]string{"serve", "--addr", "0.0.0.0:0"}, "loopback"},
+		{[]string{"run", "--retry-on", "-1", "--", "true"}, `"-1": an exit status`},
+		// A stray word is an error, not the silent end of the flags.
+		{[]string{"demo", "extra", "--items", "10"}, `demo: unexpected argument "extra"`},
+		{[]string{"serve", "extra"}, `serve: unexpected argument "extra"`},
+		{[]string{"sim", "brooker", "extra"}, `unexpected argument "extra"`},
+		{[]string{"sim", "throttle", "extra"}, `unexpected argument "extra"`},
+		{[]string{"sim", "matrix", "--scenarios", "1", "extra"}, `unexpected argument "extra"`},
+		{[]string{"version", "extra"}, `version: unexpected argument "extra"`},
 	} {
 		code, _, stderr := runMain(t, nil, "", tt.args...)
 		lines := strings.Count(strings.TrimSpace(stderr), "\n") + 1

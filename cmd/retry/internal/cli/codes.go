@@ -14,6 +14,8 @@ type codeSet struct {
 
 func (c *codeSet) String() string { return c.text }
 
+// Set adds the statuses in s: repeated flags accumulate
+// (--retry-on 1 --retry-on 2 is --retry-on 1,2).
 func (c *codeSet) Set(s string) error {
 	var rs [][2]int
 	for _, part := range strings.Split(s, ",") {
@@ -21,12 +23,12 @@ func (c *codeSet) Set(s string) error {
 		lo, hi, isRange := strings.Cut(part, "-")
 		a, err := parseCode(lo)
 		if err != nil {
-			return err
+			return fmt.Errorf("%q: an exit status is an integer in 0-255 (write lists as 1,2,5-10)", part)
 		}
 		b := a
 		if isRange {
 			if b, err = parseCode(hi); err != nil {
-				return err
+				return fmt.Errorf("%q: an exit status is an integer in 0-255 (write lists as 1,2,5-10)", part)
 			}
 			if b < a {
 				return fmt.Errorf("range %q: the end is below the start", part)
@@ -34,7 +36,11 @@ func (c *codeSet) Set(s string) error {
 		}
 		rs = append(rs, [2]int{a, b})
 	}
-	c.ranges, c.text = rs, s
+	c.ranges = append(c.ranges, rs...)
+	if c.text != "" {
+		c.text += ","
+	}
+	c.text += s
 	return nil
 }
 

@@ -47,7 +47,7 @@ func demo(ctx context.Context, args []string, std IO) error {
 	out := fs.String("out", "retry-demo", "chart path without extension (.png and .svg); empty: no chart")
 	progress := fs.String("progress", "auto", "progress bars: auto (when stderr is a terminal), always or never")
 	latency := durationFlag(fs, "latency", time.Millisecond, "service time of each request")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if !(*rate > 0) || *burst < 1 || *clients < 1 || *items < 1 {

@@ -88,9 +88,9 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	fs.Var(durationValue{&f.maxTime}, "max-time", "give up rather than wait past this much time in all (0: none)")
 	fs.Var(durationValue{&f.timeout}, "attempt-timeout", "end an attempt after this long: SIGTERM, then SIGKILL after --grace (0: none)")
 	f.grace = 5 * time.Second
-	fs.Var(durationValue{&f.grace}, "grace", "time between SIGTERM and SIGKILL")
-	fs.Var(&f.retryOn, "retry-on", "retry only these exit statuses (e.g. 1,75,100-110; default: any non-zero)")
-	fs.Var(&f.stopOn, "stop-on", "never retry these exit statuses")
+	fs.Var(durationValue{&f.grace}, "grace", "time between SIGTERM and SIGKILL (0: SIGKILL at once)")
+	fs.Var(&f.retryOn, "retry-on", "retry only these exit statuses (e.g. 1,75,100-110; repeatable; default: any non-zero)")
+	fs.Var(&f.stopOn, "stop-on", "never retry these exit statuses (repeatable)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the schedule and exit")
 	fs.BoolVar(&f.quiet, "quiet", false, "print nothing of retry's own")
 	fs.BoolVar(&f.json, "json", false, "one JSON object per attempt on stderr")

@@ -16,7 +16,7 @@ type Attempt struct {
 	Stdin          io.Reader // nil: /dev/null
 	Stdout, Stderr io.Writer
 	// Timeout, if positive, ends the attempt: SIGTERM to the command's
-	// whole process group, then SIGKILL after Grace.
+	// whole process group, then SIGKILL after Grace (0: at once).
 	Timeout, Grace time.Duration
 	// Signals received meanwhile are forwarded to the process group (and
 	// SIGKILL follows after Grace if it is still running).
@@ -100,13 +100,10 @@ func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
 		defer t.Stop()
 		timeout = t.C
 	}
-	grace := a.Grace
-	if grace <= 0 {
-		grace = 5 * time.Second
-	}
 	startKill := func() {
 		if kill == nil {
-			kill = time.After(grace)
+			// Grace 0 means SIGKILL at once (--grace 0).
+			kill = time.After(max(a.Grace, 0))
 		}
 	}
 	ctxDone := ctx.Done()

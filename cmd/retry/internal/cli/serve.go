@@ -68,7 +68,7 @@ func serve(ctx context.Context, args []string, std IO) error {
 	fs.Var(&outages, "outage", "an outage window FROM-TO after start, e.g. 10s-15s (repeatable)")
 	fs.StringVar(&c.Upstream, "upstream", "", "reverse-proxy to this URL")
 	fs.Uint64Var(&c.Seed, "seed", 0, "seed of the fault coin")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	var err error

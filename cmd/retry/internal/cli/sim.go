@@ -75,7 +75,7 @@ func simBrooker(ctx context.Context, args []string, std IO) error {
 	base := durationFlag(fs, "base", 5*time.Millisecond, "base delay (5ms in the post)")
 	limit := durationFlag(fs, "cap", 2*time.Second, "cap (2s in the post)")
 	out := fs.String("out", "brooker", "chart path without extension (.png and .svg are written); empty: no chart")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *minC < 1 || *maxC < *minC || *step < 1 || *trials < 1 {
@@ -139,7 +139,7 @@ func simThrottle(ctx context.Context, args []string, std IO) error {
 	burst := fs.Float64("burst", 100, "service burst")
 	seed := fs.Uint64("seed", 1, "seed")
 	out := fs.String("out", "throttle", "chart path without extension; empty: no chart")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	cs, err := intList(*clients)
@@ -193,7 +193,7 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 	worst := fs.Int("worst", 10, "worst scenarios to list")
 	out := fs.String("out", "", "chart path without extension (.png and .svg); empty: no chart")
 	cubic := fs.Bool("cubic", false, "also run the AWS SDK's adaptive mode (slow: its waiters poll)")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *n < 1 || *worst < 0 {
