@@ -2,6 +2,7 @@ package sim
 
 import (
 	"container/heap"
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -25,6 +26,9 @@ type BrookerConfig struct {
 	Base    time.Duration // 5 ms in the post
 	Cap     time.Duration // 2000 ms in the post
 	Seed    uint64
+	// Ctx, if set, stops the runs early when done: Brooker then returns
+	// Ctx's cause.
+	Ctx context.Context
 }
 
 // BrookerStrategy names a backoff of the model.
@@ -119,6 +123,9 @@ func Brooker(cfg BrookerConfig, s BrookerStrategy) (BrookerResult, error) {
 	}
 	var calls, gaveUp, total float64
 	for trial := range cfg.Trials {
+		if cfg.Ctx != nil && cfg.Ctx.Err() != nil {
+			return BrookerResult{}, context.Cause(cfg.Ctx)
+		}
 		r := rand.New(rand.NewPCG(cfg.Seed, uint64(trial)))
 		msg := func() float64 { return math.Abs(r.NormFloat64()*2 + 10) }
 		delay := s.Delay

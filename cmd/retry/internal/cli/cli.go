@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -36,6 +37,39 @@ type IO struct {
 	Stdout, Stderr io.Writer
 	// Signals delivers SIGINT, SIGTERM and SIGHUP; nil means none.
 	Signals <-chan os.Signal
+}
+
+// withSignals runs f with a context that the first signal on std.Signals
+// cancels; f stops early and prints what it measured so far. A run that a
+// signal ended exits 128+N (130 for SIGINT, 143 for SIGTERM), as a shell
+// reports a command killed by that signal.
+func withSignals(ctx context.Context, std IO, f func(context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	got := make(chan os.Signal, 1)
+	go func() {
+		select {
+		case s, ok := <-std.Signals:
+			if ok {
+				got <- s
+				cancel(fmt.Errorf("interrupted by %v", s))
+			}
+		case <-done:
+		}
+	}()
+	err := f(ctx)
+	close(done)
+	select {
+	case s := <-got:
+		code := ExitFailure
+		if n, ok := s.(syscall.Signal); ok {
+			code = 128 + int(n)
+		}
+		return exitError{code: code, err: fmt.Errorf("stopped: interrupted by %v", s)}
+	default:
+	}
+	return err
 }
 
 // usageError is a bad command line: exit status 2, one line.
@@ -97,9 +131,9 @@ func (p *Program) Main(ctx context.Context, args []string, std IO) int {
 	case "run":
 		err = p.run(ctx, rest, std)
 	case "demo":
-		err = demo(ctx, rest, std)
+		err = withSignals(ctx, std, func(ctx context.Context) error { return demo(ctx, rest, std) })
 	case "sim":
-		err = simCmd(ctx, rest, std)
+		err = withSignals(ctx, std, func(ctx context.Context) error { return simCmd(ctx, rest, std) })
 	case "serve":
 		err = serve(ctx, rest, std)
 	case "version", "--version", "-version":

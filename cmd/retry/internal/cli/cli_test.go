@@ -373,3 +373,39 @@ func TestRunSignalDuringWaitStopsAtOnce(t *testing.T) {
 		t.Fatal("a signal during the wait did not stop retry run")
 	}
 }
+
+// demo and sim stop promptly on SIGINT/SIGTERM, print what they measured so
+// far, and exit 128+N; no goroutine is left (goleak in TestMain).
+func TestDemoAndSimStopOnSignal(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		sig  syscall.Signal
+		want string
+	}{
+		{[]string{"demo", "--items", "100000", "--clients", "50", "--progress", "never"}, syscall.SIGINT, "interrupted after 0 of"},
+		{[]string{"sim", "brooker", "--trials", "100000", "--min-clients", "10", "--max-clients", "20"}, syscall.SIGTERM, "interrupted at"},
+	} {
+		t.Run(c.args[0], func(t *testing.T) {
+			sigs := make(chan os.Signal, 1)
+			var out, errb bytes.Buffer
+			done := make(chan int)
+			go func() {
+				done <- (&Program{}).Main(context.Background(), c.args, IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Signals: sigs})
+			}()
+			time.Sleep(300 * time.Millisecond)
+			sent := time.Now()
+			sigs <- c.sig
+			select {
+			case code := <-done:
+				if took := time.Since(sent); took > time.Second {
+					t.Errorf("stopped %v after the signal, want promptly", took)
+				}
+				if code != 128+int(c.sig) || !strings.Contains(out.String(), c.want) || !strings.Contains(errb.String(), "interrupted by") {
+					t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q and the signal named", code, out.String(), errb.String(), 128+int(c.sig), c.want)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("did not stop within 20 s of the signal")
+			}
+		})
+	}
+}

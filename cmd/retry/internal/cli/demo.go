@@ -74,9 +74,11 @@ func demo(ctx context.Context, args []string, std IO) error {
 		cnt  retrytest.Counters
 	}
 	var results []result
+	interrupted := false
 	for _, s := range strategies {
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			interrupted = true
+			break
 		}
 		srv, err := retrytest.Start(retrytest.Config{Rate: *rate, Burst: *burst, Shape: retrytest.DynamoDB, Latency: *latency})
 		if err != nil {
@@ -105,6 +107,10 @@ func demo(ctx context.Context, args []string, std IO) error {
 		if bar != nil {
 			bar.SetTotal(int64(*items), true)
 		}
+		if ctx.Err() != nil {
+			interrupted = true // this strategy's partial run is left out
+			break
+		}
 		if err != nil {
 			return err
 		}
@@ -124,6 +130,11 @@ func demo(ctx context.Context, args []string, std IO) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if interrupted {
+		// Stopped by a signal: what was measured is printed, no chart.
+		fmt.Fprintf(std.Stdout, "interrupted after %d of %d strategies\n", len(results), len(strategies))
+		return context.Cause(ctx)
 	}
 	var panels []panel
 	for _, r := range results {

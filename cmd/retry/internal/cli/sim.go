@@ -94,13 +94,26 @@ func simBrooker(ctx context.Context, args []string, std IO) error {
 	}
 	fmt.Fprintln(tw)
 	for c := *minC; c <= *maxC; c += *step {
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			// Interrupted: the rows so far are printed, no chart.
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(std.Stdout, "interrupted at %d clients\n", c)
+			return context.Cause(ctx)
 		}
 		fmt.Fprintf(tw, "%d\t", c)
 		for i, s := range strategies {
-			r, err := sim.Brooker(sim.BrookerConfig{Clients: c, Trials: *trials, Base: *base, Cap: *limit, Seed: *seed}, s)
+			r, err := sim.Brooker(sim.BrookerConfig{Clients: c, Trials: *trials, Base: *base, Cap: *limit, Seed: *seed, Ctx: ctx}, s)
 			if err != nil {
+				if ctx.Err() != nil {
+					// Interrupted mid-row: the finished rows are printed.
+					fmt.Fprintln(tw)
+					if ferr := tw.Flush(); ferr != nil {
+						return ferr
+					}
+					fmt.Fprintf(std.Stdout, "interrupted at %d clients\n", c)
+				}
 				return err
 			}
 			fmt.Fprintf(tw, "%.0f\t%v\t", r.Calls, r.Time.Round(time.Millisecond))
