@@ -236,6 +236,14 @@ func TestBadUsage(t *testing.T) {
 	}
 }
 
+// retry sim -h names where the flags are instead of an empty section.
+func TestSimHelpHasNoEmptyFlags(t *testing.T) {
+	code, out, _ := runMain(t, nil, "", "sim", "-h")
+	if code != 0 || strings.HasSuffix(strings.TrimSpace(out), "Flags:") || !strings.Contains(out, "retry sim brooker|throttle|matrix -h") {
+		t.Errorf("exit %d, help ends %q", code, out[max(0, len(out)-120):])
+	}
+}
+
 func TestHelpAndVersion(t *testing.T) {
 	for _, args := range [][]string{{"run", "-h"}, {"demo", "--help"}, {"sim", "-h"}, {"serve", "-h"}} {
 		code, out, _ := runMain(t, nil, "", args...)

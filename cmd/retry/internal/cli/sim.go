@@ -49,7 +49,10 @@ Flags:
 func simCmd(ctx context.Context, args []string, std IO) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprint(std.Stdout, simUsage)
+			// Each simulation has its own flags: name them instead of an
+			// empty "Flags:" section.
+			fmt.Fprint(std.Stdout, strings.TrimSuffix(simUsage, "Flags:\n"))
+			fmt.Fprintln(std.Stdout, "Flags: each simulation has its own; see retry sim brooker|throttle|matrix -h")
 			return nil
 		}
 		return usagef("sim: name a simulation: brooker, throttle or matrix")
