@@ -217,8 +217,10 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"demo", "--rate", "0"}, "--rate"},
 		{[]string{"demo", "--strategies", "magic"}, "unknown strategy"},
 		{[]string{"serve", "--shape", "418"}, "--shape"},
-		{[]string{"serve", "--p500", "2"}, "P500"},
-		{[]string{"serve", "--addr", "0.0.0.0:0"}, "loopback"},
+		{[]string{"serve", "--p500", "2"}, "--p500 = 2: must be a probability in [0, 1]"},
+		{[]string{"serve", "--rate", "-1"}, "serve: --rate = -1: must be a finite number ≥ 0"},
+		{[]string{"serve", "--p500", "0.6", "--p502", "0.6"}, "--p500 + --p502 + --p503 + --p504 + --reset + --reset-after = 1.2: must be ≤ 1"},
+		{[]string{"serve", "--addr", "0.0.0.0:0"}, "--addr = 0.0.0.0:0: must be a loopback address (127.0.0.0/8, ::1, localhost) (retry serve listens on loopback only)"},
 		{[]string{"run", "--retry-on", "-1", "--", "true"}, `"-1": an exit status`},
 		// A stray word is an error, not the silent end of the flags.
 		{[]string{"demo", "extra", "--items", "10"}, `demo: unexpected argument "extra"`},

@@ -78,7 +78,7 @@ func serve(ctx context.Context, args []string, std IO) error {
 	c.RetryAfter, c.AmzRetryAfter, c.Latency, c.Jitter, c.Outages = *retryAfter, *amz, *lat, *jit, outages
 	srv, err := retrytest.Start(c)
 	if err != nil {
-		return usagef("serve: %v", err)
+		return usagef("serve: %s", cliWords(err))
 	}
 	fmt.Fprintln(std.Stdout, srv.URL)
 	fmt.Fprintf(std.Stderr, "retry serve: listening on %s (counters at %s%s); stop with Ctrl-C\n", srv.URL, srv.URL, retrytest.CountersPath)
@@ -91,4 +91,26 @@ func serve(ctx context.Context, args []string, std IO) error {
 	t := srv.Counters().Total
 	fmt.Fprintf(std.Stderr, "retry serve: accepted %d, throttled %d, faulted %d\n", t.Accepted, t.Throttled, t.Faulted)
 	return err
+}
+
+// serveFlags maps retrytest.Config's fields to the flags that set them, so
+// that an error names what the operator typed.
+var serveFlags = strings.NewReplacer(
+	"retrytest: ", "",
+	"Config.P500+P502+P503+P504+PReset+PResetAfter", "--p500 + --p502 + --p503 + --p504 + --reset + --reset-after",
+	" unless AllowNonLoopback is set", " (retry serve listens on loopback only)",
+	"Config.Rate", "--rate", "Config.Burst", "--burst", "Config.Addr", "--addr",
+	"Config.Shape", "--shape", "Config.P500", "--p500", "Config.P502", "--p502",
+	"Config.P503", "--p503", "Config.P504", "--p504", "Config.PResetAfter", "--reset-after",
+	"Config.PReset", "--reset", "Config.PartialBatch", "--partial-batch",
+	"needs Upstream", "needs --upstream", "Config.Upstream", "--upstream",
+	"Config.RetryAfter", "--retry-after", "Config.AmzRetryAfter", "--amz-retry-after",
+	"Config.Latency", "--latency", "Config.Jitter", "--jitter", "Config.Outages", "--outage",
+	"Config.", "",
+)
+
+// cliWords rewrites a retrytest configuration error in the command's terms:
+// one line, flags instead of library fields.
+func cliWords(err error) string {
+	return strings.ReplaceAll(serveFlags.Replace(err.Error()), "\n", "; ")
 }
