@@ -27,14 +27,23 @@ type panel struct {
 	Lines       []series
 }
 
+// checkOut refuses an --out whose directory does not exist, before a long
+// run rather than after it: charts are written only where asked, and no
+// directory is created on the operator's behalf.
+func checkOut(cmd, out string) error {
+	if out == "" {
+		return nil
+	}
+	dir := filepath.Dir(out)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return usagef("%s: --out %q: directory %q does not exist (create it first)", cmd, out, dir)
+	}
+	return nil
+}
+
 // writeChart draws panels stacked vertically into base+".png" and
 // base+".svg", and returns the two paths.
 func writeChart(base string, panels []panel, width vg.Length) ([]string, error) {
-	if dir := filepath.Dir(base); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
-	}
 	plots := make([][]*plot.Plot, len(panels))
 	for i, pn := range panels {
 		p := plot.New()

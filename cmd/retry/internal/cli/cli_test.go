@@ -419,3 +419,33 @@ func TestDemoAndSimStopOnSignal(t *testing.T) {
 		})
 	}
 }
+
+// Charts are written only where asked, into a directory that exists.
+func TestChartsOnlyWhenAsked(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	code, out, errb := runMain(t, nil, "", "sim", "brooker", "--trials", "1", "--max-clients", "10")
+	if code != 0 || strings.Contains(out, "chart:") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errb)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("sim brooker without --out wrote %d files into the working directory", len(ents))
+	}
+	missing := filepath.Join(dir, "no", "such", "dir", "x")
+	code, _, errb = runMain(t, nil, "", "sim", "brooker", "--trials", "1", "--max-clients", "10", "--out", missing)
+	if code != ExitUsage || !strings.Contains(errb, "does not exist") {
+		t.Errorf("--out into a missing directory: exit %d, stderr %q", code, errb)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "no")); !os.IsNotExist(err) {
+		t.Errorf("a directory was created for --out (stat: %v)", err)
+	}
+	code, out, _ = runMain(t, nil, "", "sim", "brooker", "--trials", "1", "--max-clients", "10", "--out", filepath.Join(dir, "b"))
+	if code != 0 || !strings.Contains(out, "chart: ") {
+		t.Errorf("--out into an existing directory: exit %d, stdout %q", code, out)
+	}
+	for _, ext := range []string{".png", ".svg"} {
+		if _, err := os.Stat(filepath.Join(dir, "b"+ext)); err != nil {
+			t.Errorf("chart %s not written: %v", ext, err)
+		}
+	}
+}

@@ -44,10 +44,13 @@ func demo(ctx context.Context, args []string, std IO) error {
 	clients := fs.Int("clients", 200, "concurrent writers (C)")
 	items := fs.Int("items", 5000, "items to write per strategy (N)")
 	names := fs.String("strategies", "", "comma-separated strategies (default: all)")
-	out := fs.String("out", "retry-demo", "chart path without extension (.png and .svg); empty: no chart")
+	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
 	progress := fs.String("progress", "auto", "progress bars: auto (when stderr is a terminal), always or never")
 	latency := durationFlag(fs, "latency", time.Millisecond, "service time of each request")
 	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if err := checkOut("demo", *out); err != nil {
 		return err
 	}
 	if !(*rate > 0) || *burst < 1 || *clients < 1 || *items < 1 {

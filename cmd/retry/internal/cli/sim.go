@@ -77,8 +77,11 @@ func simBrooker(ctx context.Context, args []string, std IO) error {
 	seed := fs.Uint64("seed", 1, "seed")
 	base := durationFlag(fs, "base", 5*time.Millisecond, "base delay (5ms in the post)")
 	limit := durationFlag(fs, "cap", 2*time.Second, "cap (2s in the post)")
-	out := fs.String("out", "brooker", "chart path without extension (.png and .svg are written); empty: no chart")
+	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
 	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if err := checkOut("sim brooker", *out); err != nil {
 		return err
 	}
 	if *minC < 1 || *maxC < *minC || *step < 1 || *trials < 1 {
@@ -154,8 +157,11 @@ func simThrottle(ctx context.Context, args []string, std IO) error {
 	rate := fs.Float64("rate", 1000, "service capacity, writes/s (R)")
 	burst := fs.Float64("burst", 100, "service burst")
 	seed := fs.Uint64("seed", 1, "seed")
-	out := fs.String("out", "throttle", "chart path without extension; empty: no chart")
+	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
 	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if err := checkOut("sim throttle", *out); err != nil {
 		return err
 	}
 	cs, err := intList(*clients)
@@ -207,9 +213,12 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 	n := fs.Int("scenarios", 500, "randomized scenarios to run")
 	seed := fs.Uint64("seed", 1, "first scenario seed (scenario i has seed+i)")
 	worst := fs.Int("worst", 10, "worst scenarios to list")
-	out := fs.String("out", "", "chart path without extension (.png and .svg); empty: no chart")
+	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
 	cubic := fs.Bool("cubic", false, "also run the AWS SDK's adaptive mode (slow: its waiters poll)")
 	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if err := checkOut("sim matrix", *out); err != nil {
 		return err
 	}
 	if *n < 1 || *worst < 0 {
