@@ -2,6 +2,7 @@ package awsretry_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -232,30 +233,18 @@ func readAll(r *http.Request) string {
 	if r.Body == nil {
 		return ""
 	}
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := r.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
+	b, _ := io.ReadAll(r.Body)
 	r.Body.Close()
-	return b.String()
+	return string(b)
 }
 
 func jsonResp(req *http.Request, status int, body string) *http.Response {
 	return &http.Response{
 		StatusCode: status, Status: http.StatusText(status), Request: req,
 		Header: http.Header{"Content-Type": []string{"application/x-amz-json-1.0"}},
-		Body:   nopCloser{strings.NewReader(body)}, ContentLength: int64(len(body)),
+		Body:   io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)),
 	}
 }
-
-type nopCloser struct{ *strings.Reader }
-
-func (nopCloser) Close() error { return nil }
 
 func item(k string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: k}}

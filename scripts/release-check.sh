@@ -35,8 +35,9 @@ trap cleanup EXIT
 step() { printf '=== release check: %s\n' "$*"; }
 
 step "go.mod rules"
-go run ./tools/dev/cmd/release check
-version=$(go run ./tools/dev/cmd/release check | sed -n 's/.* published at \([^;]*\);.*/\1/p')
+checked=$(go run ./tools/dev/cmd/release check)
+echo "$checked"
+version=$(printf '%s\n' "$checked" | sed -n 's/.* published at \([^;]*\);.*/\1/p')
 if [ -z "$version" ]; then
 	echo "release check: no version found" >&2
 	exit 1
