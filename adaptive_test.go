@@ -221,8 +221,16 @@ func TestHammerSharedBudgetAndLimiter(t *testing.T) {
 		var ok, refused atomic.Int64
 		var consumed, rewards atomic.Int64 // budget tokens, from each call's own attempts
 		var wg sync.WaitGroup
-		for range 1000 {
+		for i := range 1000 {
 			wg.Go(func() {
+				// Arrivals 10 µs apart (100,000/s, twenty times what the
+				// service accepts): each first attempt's answer is observed
+				// before the next caller starts, as on a real clock. Started
+				// at one instant, how many first attempts pass the still
+				// calm limiter before the first throttle is observed would
+				// depend on the scheduler; when it is hundreds, the budget
+				// rightly refuses most of their retries.
+				time.Sleep(time.Duration(i) * 10 * time.Microsecond)
 				var errs []error // each attempt's outcome, in order
 				err := p.Do(t.Context(), func(ctx context.Context) error {
 					e := svc.call(ctx)
