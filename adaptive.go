@@ -734,11 +734,15 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 		l.quiet = 0
 		l.lastThrot = end
 	case l.thr > 0:
-		// Send Headroom above the accepted fraction of the rate, plus the
-		// fairness term. The fraction is the smoothed one, but never more
-		// than this period's (a stale estimate must not over-cut).
+		// Send Headroom above the accepted fraction of the traffic, plus
+		// the fairness term. The fraction is the smoothed one, but never
+		// more than this period's (a stale estimate must not over-cut).
+		// The traffic is the rate, or what was actually sent if less (the
+		// writers, not the rate, bound the sends: a cut of a rate far above
+		// them would change nothing for periods).
+		base := min(r, float64(max(l.sent, n))/p.Seconds())
 		keep := (1 + l.c.Headroom) * (1 - min(l.frac, f))
-		l.setRate(max(r*keep+l.fair(r*keep, p), l.c.Beta*r))
+		l.setRate(max(base*keep+l.fair(base*keep, p), l.c.Beta*base))
 		l.quiet = 0
 		l.lastThrot = end
 	case !binding:

@@ -398,3 +398,24 @@ func TestGoodputLowRateBoost(t *testing.T) {
 	g := 0.01 * 10 / (prev * 0.1)
 	near(t, "low-rate growth", r, prev*(1+g)+prev*0.15/math.Sqrt(25))
 }
+
+// TestGoodputCutsFromTheTrafficNotAnIdleRate: when the writers, not the
+// rate, bound the sends (a rate that grew far above them, or few callers),
+// a throttled period cuts from what was actually sent: a cut of the idle
+// rate would leave the sends, and the throttles, unchanged for periods.
+func TestGoodputCutsFromTheTrafficNotAnIdleRate(t *testing.T) {
+	l, now := measured(t)
+	r := period(t, l, now, 100, 90, 10) // measured: ≈ 940/s
+	now = now.Add(100 * time.Millisecond)
+	// 20 sends in 100 ms (200/s, far below the rate), half throttled.
+	frac := 0.03 / 1.03
+	frac += 20.0 / 70 * (0.5 - frac)
+	keep := 1.03 * (1 - math.Min(frac, 0.5))
+	traffic := 200.0
+	want := math.Max(traffic*keep+traffic*keep*0.15/math.Sqrt(math.Max(traffic*keep*0.1, 25)), 0.5*traffic)
+	got := period(t, l, now, 20, 10, 10)
+	near(t, "cut from 200/s sent", got, want)
+	if got > r/2 {
+		t.Errorf("rate %.1f after half of 200/s was throttled, from %.1f: the cut ignored the traffic", got, r)
+	}
+}

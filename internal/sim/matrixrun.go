@@ -180,7 +180,14 @@ func WriteMatrix(w io.Writer, sums []StrategySummary) error {
 			f(s.Wall.Median), f(s.Wall.P95), f(s.Wall.Worst), f(s.Attempts.Median), f(s.Attempts.Worst), f(s.AfterWave.Median), f(s.AfterWave.Worst),
 			f(s.Jain.Worst), f(s.Jain.P95), sec(s.RecoverUp.P95), sec(s.RecoverUp.Worst), sec(s.RecoverDown.P95), sec(s.RecoverDown.Worst), s.Failures)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(sums) > 0 {
+		_, err := fmt.Fprintf(w, "\nJain's index: measured in %d scenarios for %s (K ≥ 2, all clients busy ≥ 2 s, each one's fair share ≥ %d answers)\n", sums[0].Jain.N, sums[0].Name, JainMinAnswers)
+		return err
+	}
+	return nil
 }
 
 // MatrixStrategies are the strategies the matrix compares: the recommended
