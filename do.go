@@ -46,12 +46,12 @@ func doValue[T any](ctx context.Context, p *Policy, op func(context.Context) (T,
 	}
 	if !p.scalarsValid() {
 		var zero T
-		r := Run{p: p}
+		r := Run{p: p, ctx: ctx}
 		return zero, r.giveUp(time.Time{}, ReasonInvalid, nil, p.Validate())
 	}
 	if err := ctx.Err(); err != nil {
 		var zero T
-		r := Run{p: p}
+		r := Run{p: p, ctx: ctx}
 		return zero, r.giveUp(time.Time{}, ReasonContext, nil, context.Cause(ctx))
 	}
 	if p.AttemptTimeout > 0 || p.MaxElapsed > 0 || p.Budget != nil {
@@ -70,6 +70,7 @@ func doValue[T any](ctx context.Context, p *Policy, op func(context.Context) (T,
 		v, err := op(ctx)
 		if err == nil {
 			l.ObserveAt(time.Time{}, OutcomeAccepted)
+			firstSucceeded(ctx, p)
 			return v, nil
 		}
 		return loop(ctx, p, op, true, v, err)
@@ -77,6 +78,7 @@ func doValue[T any](ctx context.Context, p *Policy, op func(context.Context) (T,
 	// Fast path: nothing to set up before the first attempt.
 	v, err := op(ctx)
 	if err == nil {
+		firstSucceeded(ctx, p)
 		return v, nil
 	}
 	return loop(ctx, p, op, true, v, err)
@@ -90,7 +92,7 @@ func loop[T any](ctx context.Context, p *Policy, op func(context.Context) (T, er
 	if clocked {
 		now = time.Now()
 	}
-	r := p.Start(now)
+	r := p.StartContext(ctx, now)
 	var timer *time.Timer
 	stop := func() {
 		if timer != nil {
@@ -143,7 +145,7 @@ func loop[T any](ctx context.Context, p *Policy, op func(context.Context) (T, er
 			now = time.Now()
 		}
 		if err == nil {
-			if p.Limiter != nil || p.Budget != nil {
+			if p.Limiter != nil || p.Budget != nil || p.Observer != nil {
 				r.SucceededAt(now)
 			}
 			stop()
@@ -170,6 +172,16 @@ func loop[T any](ctx context.Context, p *Policy, op func(context.Context) (T, er
 		if delay <= 0 && ctx.Err() != nil {
 			stop()
 			return v, r.giveUp(now, ReasonContext, err, context.Cause(ctx))
+		}
+	}
+}
+
+// firstSucceeded tells a ContextObserver that the first attempt succeeded
+// on a fast path (no Run).
+func firstSucceeded(ctx context.Context, p *Policy) {
+	if o := p.Observer; o != nil {
+		if co, ok := o.(ContextObserver); ok {
+			co.OnSuccessContext(ctx, SuccessEvent{Attempts: 1})
 		}
 	}
 }

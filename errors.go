@@ -179,6 +179,27 @@ func (r Reason) String() string {
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
 
+var reasonName = [...]string{
+	ReasonMaxAttempts:  "max_attempts",
+	ReasonMaxElapsed:   "max_elapsed",
+	ReasonDeadline:     "deadline",
+	ReasonPermanent:    "permanent",
+	ReasonNotRetryable: "not_retryable",
+	ReasonContext:      "context",
+	ReasonBudget:       "budget",
+	ReasonInvalid:      "invalid",
+}
+
+// Name is a short, stable identifier for r ("max_attempts", "deadline",
+// "budget", …), for metric attributes and structured logs; "unknown" for a
+// value that is not one of the Reasons.
+func (r Reason) Name() string {
+	if int(r) < len(reasonName) && reasonName[r] != "" {
+		return reasonName[r]
+	}
+	return "unknown"
+}
+
 // Sentinel errors matched by errors.Is against a give-up *Error, one per
 // Reason: errors.Is(err, retry.ErrBudgetExhausted).
 var (
@@ -198,8 +219,11 @@ type Error struct {
 	Reason   Reason
 	Attempts int           // attempts made, the first included
 	Waited   time.Duration // total time slept between attempts
-	Last     error         // the last attempt's error (nil if none ran)
-	Cause    error         // context.Cause when Reason is ReasonContext; the validation error for ReasonInvalid
+	// Queued is the time spent waiting for the Policy's Limiter beyond the
+	// delays (in its line, or for a slot at its rate).
+	Queued time.Duration
+	Last   error // the last attempt's error (nil if none ran)
+	Cause  error // context.Cause when Reason is ReasonContext; the validation error for ReasonInvalid
 	// Unknown is true when the last error was a transport failure after the
 	// request may have reached the service: its effect may have happened.
 	// Integrations set it; the core never does.

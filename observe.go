@@ -12,6 +12,29 @@ type RetryEvent struct {
 	Err       error         // its error
 	Delay     time.Duration // the sleep before attempt Attempt+1
 	Throttled bool          // the error was classified as a throttle
+	Kind      Kind          // KindThrottle, KindTimeout (the attempt's own timeout) or KindTransient
+}
+
+// SuccessEvent describes a call that succeeded.
+type SuccessEvent struct {
+	Attempts int           // attempts made, 1 when the first one succeeded
+	Waited   time.Duration // total of the delays slept between attempts
+	Queued   time.Duration // time spent waiting for the Limiter beyond the delays
+}
+
+// A ContextObserver is an Observer that is also told when a call succeeds,
+// and is given the call's context with every event, to find what travels in
+// it (the current trace span, request-scoped attributes). When
+// Policy.Observer implements it, Do and DoValue call these methods instead
+// of OnRetry and OnGiveUp, and call OnSuccessContext when a call succeeds
+// — on the success path too, so it must not allocate if that path is to
+// stay allocation-free. A Run started with StartContext passes that
+// context; other Runs pass context.Background().
+type ContextObserver interface {
+	Observer
+	OnRetryContext(context.Context, RetryEvent)
+	OnGiveUpContext(context.Context, *Error)
+	OnSuccessContext(context.Context, SuccessEvent)
 }
 
 // An Observer is told of every retry, before its sleep, and of giving up.

@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"context"
 	"errors"
 	"math"
 	"time"
@@ -33,6 +34,8 @@ type Run struct {
 	checked  bool      // Policy validated
 	ticket   Ticket    // a place in the limiter's line, not yet due
 	earliest time.Time // the next attempt is not sent before this
+	queued   time.Duration
+	ctx      context.Context // for a ContextObserver; nil: Background
 }
 
 // Start begins a Run at now. The zero now is allowed when the Policy has no
@@ -46,6 +49,21 @@ func (p *Policy) Start(now time.Time) Run {
 		p.Budget.StartAt(now)
 	}
 	return r
+}
+
+// StartContext is Start for a Run whose events a ContextObserver should
+// receive with ctx (the caller's context: its trace span, its values).
+func (p *Policy) StartContext(ctx context.Context, now time.Time) Run {
+	r := p.Start(now)
+	r.ctx = ctx
+	return r
+}
+
+func (r *Run) context() context.Context {
+	if r.ctx != nil {
+		return r.ctx
+	}
+	return context.Background()
 }
 
 // Attempts returns the number of attempts finished so far.
@@ -90,8 +108,21 @@ func (r *Run) ReserveAt(now, deadline time.Time) (wait time.Duration, ok bool) {
 	if now.Before(r.earliest) {
 		return r.earliest.Sub(now), true
 	}
+	// Sent: the time past the delay's end (or the Run's start, for the
+	// first attempt) was spent waiting for the limiter.
+	ready := r.earliest
+	if ready.IsZero() {
+		ready = r.start
+	}
+	if !ready.IsZero() && now.After(ready) {
+		r.queued += now.Sub(ready)
+	}
 	return 0, true
 }
+
+// Queued returns the time spent waiting for the Policy's Limiter beyond the
+// delays, so far.
+func (r *Run) Queued() time.Duration { return r.queued }
 
 // cancelSlot gives up a place in the limiter's line that will not be used.
 func (r *Run) cancelSlot(now time.Time) {
@@ -110,6 +141,11 @@ func (r *Run) SucceededAt(now time.Time) {
 	if b := r.p.Budget; b != nil {
 		b.SucceededAt(now, r.attempts, r.paid)
 		r.paid = 0
+	}
+	if o := r.p.Observer; o != nil {
+		if co, ok := o.(ContextObserver); ok {
+			co.OnSuccessContext(r.context(), SuccessEvent{Attempts: r.attempts, Waited: r.waited, Queued: r.queued})
+		}
 	}
 }
 
@@ -199,7 +235,12 @@ func (r *Run) failed(now time.Time, err error, d Decision, kind Kind, deadline t
 		r.paid = cost
 	}
 	if o := p.Observer; o != nil {
-		o.OnRetry(RetryEvent{Attempt: r.attempts, Err: err, Delay: delay, Throttled: throttled})
+		e := RetryEvent{Attempt: r.attempts, Err: err, Delay: delay, Throttled: throttled, Kind: kind}
+		if co, ok := o.(ContextObserver); ok {
+			co.OnRetryContext(r.context(), e)
+		} else {
+			o.OnRetry(e)
+		}
 	}
 	r.prev = delay
 	r.waited += delay
@@ -251,9 +292,13 @@ func (r *Run) giveUp(now time.Time, reason Reason, last, cause error) *Error {
 		b.RefundAt(now, r.paid)
 		r.paid = 0
 	}
-	e := &Error{Reason: reason, Attempts: r.attempts, Waited: r.waited, Last: last, Cause: cause}
+	e := &Error{Reason: reason, Attempts: r.attempts, Waited: r.waited, Queued: r.queued, Last: last, Cause: cause}
 	if o := r.p.Observer; o != nil {
-		o.OnGiveUp(e)
+		if co, ok := o.(ContextObserver); ok {
+			co.OnGiveUpContext(r.context(), e)
+		} else {
+			o.OnGiveUp(e)
+		}
 	}
 	return e
 }
