@@ -15,10 +15,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/jittered/retry"
 	"github.com/jittered/retry/awsretry"
 	"github.com/jittered/retry/httpretry"
+	"github.com/jittered/retry/otelretry"
 	"github.com/jittered/retry/retrytest"
 )
 
@@ -47,6 +50,43 @@ func run() error {
 		return fmt.Errorf("Policy.Do: err=%v after %d calls, want nil after 3", err, calls)
 	}
 	fmt.Println("github.com/jittered/retry: Policy.Do succeeded on try", calls)
+
+	// otelretry: the same loop, observed through the OpenTelemetry SDK.
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	obs, err := otelretry.New(otelretry.WithMeterProvider(mp), otelretry.WithOperation("scratch"))
+	if err != nil {
+		return err
+	}
+	p.Observer = obs
+	calls = 0
+	if err := p.Do(ctx, func(context.Context) error {
+		if calls++; calls < 3 {
+			return errors.New("transient")
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("Policy.Do with otelretry: %w", err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		return err
+	}
+	retries := int64(0)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "retry.retries" {
+				for _, dp := range s.DataPoints {
+					retries += dp.Value
+				}
+			}
+		}
+	}
+	if retries != 2 {
+		return fmt.Errorf("otelretry: retry.retries = %d, want 2", retries)
+	}
+	fmt.Println("github.com/jittered/retry/otelretry: retry.retries =", retries)
 
 	// retrytest + httpretry: a throttled service on loopback.
 	srv, err := retrytest.Start(retrytest.Config{Rate: 200, Burst: 5, Shape: retrytest.TooManyRequests})
