@@ -114,7 +114,7 @@ cp tools/dev/testdata/scratch/main.go "$work/scratch/"
 		env "${fresh[@]}" go get "$p@$version"
 		echo "got $p@$version"
 	done
-	env "${fresh[@]}" go get github.com/aws/aws-sdk-go-v2/service/dynamodb github.com/aws/aws-sdk-go-v2/credentials go.opentelemetry.io/otel/sdk/metric@v1.47.0
+	env "${fresh[@]}" go get github.com/aws/aws-sdk-go-v2/service/dynamodb github.com/aws/aws-sdk-go-v2/credentials
 	env "${fresh[@]}" go mod tidy
 	env "${fresh[@]}" go vet .
 	env "${fresh[@]}" go run .
