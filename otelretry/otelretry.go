@@ -33,7 +33,7 @@
 //	retry.budget.tokens      gauge     {token}    tokens left (ObserveBudget)        retry.budget and WithAttributes
 //	retry.limiter.rate       gauge     {attempt}/s the send rate while limiting      retry.limiter and WithAttributes
 //	                                              (ObserveLimiter)
-//	retry.limiter.limiting   gauge     1          1 while limiting, else 0           retry.limiter and WithAttributes
+//	retry.limiter.limiting   gauge     (none)     1 while limiting, else 0           retry.limiter and WithAttributes
 //
 // Attribute values: retry.outcome is "success" or "gave_up"; retry.kind is
 // "throttle", "transient" or "timeout" (retry.Kind); retry.reason is
@@ -348,7 +348,7 @@ func ObserveLimiter(l *retry.AdaptiveLimiter, name string, opts ...Option) (metr
 	m := c.meter()
 	rate, err1 := m.Float64ObservableGauge("retry.limiter.rate", metric.WithUnit("{attempt}/s"),
 		metric.WithDescription("The adaptive limiter's send rate, while it limits."))
-	on, err2 := m.Int64ObservableGauge("retry.limiter.limiting", metric.WithUnit("1"),
+	on, err2 := m.Int64ObservableGauge("retry.limiter.limiting",
 		metric.WithDescription("1 while the adaptive limiter limits, 0 while it is calm."))
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, fmt.Errorf("otelretry: creating limiter gauges: %w", err)

@@ -46,6 +46,7 @@ func demo(ctx context.Context, args []string, std IO) error {
 	names := fs.String("strategies", "", "comma-separated strategies (default: all)")
 	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
 	progress := fs.String("progress", "auto", "progress bars: auto (when stderr is a terminal), always or never")
+	metricsAddr := fs.String("metrics", "", "serve the retry metrics (OpenTelemetry, Prometheus text format) at http://`ADDR`/metrics while the demo runs, e.g. 127.0.0.1:9464; default: none")
 	latency := durationFlag(fs, "latency", time.Millisecond, "service time of each request")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -65,6 +66,14 @@ func demo(ctx context.Context, args []string, std IO) error {
 		return usagef("demo: --progress %q: must be auto, always or never", *progress)
 	}
 
+	var metrics *metricsEndpoint
+	if *metricsAddr != "" {
+		if metrics, err = startMetrics(*metricsAddr); err != nil {
+			return usagef("demo: %v", err)
+		}
+		defer metrics.Close()
+		fmt.Fprintf(std.Stdout, "Metrics: %s (retry.operation = the strategy)\n", metrics.URL)
+	}
 	fmt.Fprintf(std.Stdout, "Service: %.0f writes/s, burst %d, DynamoDB-shaped throttles; %d writers × %d items per strategy (ideal %v)\n\n",
 		*rate, *burst, *clients, *items, time.Duration(float64(*items) / *rate * float64(time.Second)))
 	var bars *mpb.Progress
@@ -94,6 +103,11 @@ func demo(ctx context.Context, args []string, std IO) error {
 				mpb.AppendDecorators(decor.CountersNoUnit("%d/%d"), decor.Name(" "), decor.Elapsed(decor.ET_STYLE_GO)))
 		}
 		policy := s.New(1)
+		if metrics != nil {
+			if err := metrics.observe(policy, s.Name); err != nil {
+				return err
+			}
+		}
 		res, err := retrytest.RunLoad(ctx, retrytest.LoadConfig{
 			URL: srv.URL, Clients: *clients, Items: *items, Method: http.MethodPost, Timeout: 10 * time.Minute,
 			NewTransport: func(next http.RoundTripper) http.RoundTripper {
