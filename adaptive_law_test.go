@@ -419,3 +419,38 @@ func TestGoodputCutsFromTheTrafficNotAnIdleRate(t *testing.T) {
 		t.Errorf("rate %.1f after half of 200/s was throttled, from %.1f: the cut ignored the traffic", got, r)
 	}
 }
+
+// TestGoodputTrickleRegainsWithTime pins the trickle rule: a limiter cut
+// below one send per Interval that hears nothing for silentFor (1 s)
+// regains ×(1 + Probe·10) per period, up to one send per Interval, while
+// periods within that second leave it alone.
+func TestGoodputTrickleRegainsWithTime(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	now := t0
+	l.ObserveAt(now, retry.OutcomeThrottled)
+	period(t, l, now, 0, 1, 1) // first measure: 10/s accepted
+	for range 3 {              // throttles only: cut towards a trickle
+		now = now.Add(100 * time.Millisecond)
+		period(t, l, now, 0, 0, 1)
+	}
+	lastAnswer := now.Add(50 * time.Millisecond)
+	r, _ := l.Rate()
+	if r*0.1 >= 1 {
+		t.Fatalf("rate %.3f/s after the cuts: not a trickle (want under 10/s)", r)
+	}
+	for range 40 {
+		now = now.Add(100 * time.Millisecond)
+		prev := r
+		r = period(t, l, now, 0, 0, 0)
+		end := now.Add(100 * time.Millisecond)
+		switch {
+		case end.Sub(lastAnswer) < time.Second:
+			near(t, "silent for under 1 s", r, prev)
+		default:
+			near(t, "regain with time", r, math.Min(prev*1.1, 10))
+		}
+	}
+	if r != 10 {
+		t.Errorf("after 4 s of silence the rate is %.3f/s, want one send per Interval (10/s)", r)
+	}
+}
