@@ -1,0 +1,64 @@
+package otelretry_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/jittered/retry"
+	"github.com/jittered/retry/httpretry"
+	"github.com/jittered/retry/otelretry"
+)
+
+// TestThroughHTTPRetry: the one-line wiring into httpretry, over real HTTP
+// on loopback: a server answers 429 twice, then 200; the request's span
+// gets the retry events and the metrics count the throttles.
+func TestThroughHTTPRetry(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1) <= 2 {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	r := newRig(t)
+	obs, err := otelretry.New(otelretry.WithMeterProvider(r.mp), otelretry.WithOperation("GET /item"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := httpretry.NewClient(&retry.Policy{MaxAttempts: 5, Backoff: retry.Constant{Interval: time.Millisecond}, Observer: obs})
+
+	ctx, span := r.tp.Tracer("test").Start(t.Context(), "GET /item")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/item", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	span.End()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200 after two 429s", resp.StatusCode)
+	}
+	d := r.collect(t)
+	opAttr := otelretry.OperationKey.String("GET /item")
+	if c := counter(t, d, "retry.retries", opAttr, otelretry.KindKey.String("throttle")); c != 2 {
+		t.Errorf("retry.retries{throttle} = %d, want 2", c)
+	}
+	if cnt, sum := histogram[int64](t, d, "retry.call.attempts", opAttr, otelretry.OutcomeKey.String("success")); cnt != 1 || sum != 3 {
+		t.Errorf("retry.call.attempts: %d calls, %d attempts; want 1 call of 3", cnt, sum)
+	}
+	ev := r.spans.GetSpans()[0].Events
+	if len(ev) != 2 {
+		t.Fatalf("span events %+v, want 2", ev)
+	}
+	set := attribute.NewSet(ev[1].Attributes...)
+	if v, _ := set.Value(otelretry.ErrorTypeKey); v.AsString() != "*httpretry.StatusError" {
+		t.Errorf("error.type %q, want *httpretry.StatusError", v.AsString())
+	}
+}
