@@ -41,7 +41,6 @@ package awsretry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -62,8 +61,9 @@ type Options struct {
 	// Policy gives the attempts, the schedules (Backoff, ThrottleBackoff),
 	// the jitter and its Rand, the Budget and the Limiter. Its Classifier,
 	// if set, is asked before the SDK's classifiers. Its MaxElapsed,
-	// AttemptTimeout, MaxHint and Observer do not apply: the SDK's
-	// middleware owns the loop.
+	// AttemptTimeout and MaxHint do not apply: the SDK's middleware owns the
+	// loop. Neither does its Observer: the SDK calls a Retryer without the
+	// call's identity; the Observe API option reports each call instead.
 	Policy retry.Policy
 
 	// Retryables, Throttles and Timeouts are the SDK's classifiers; nil
@@ -200,13 +200,20 @@ func (r *Retryer) kind(err error) retry.Kind {
 // refunds on success) or ends in a non-retryable error.
 func (r *Retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
 	b := r.p.Budget
+	st := observed(ctx)
 	if b == nil {
+		if st != nil {
+			st.retryGranted(r.now(), opErr, r.kind(opErr))
+		}
 		return func(error) error { return nil }, nil
 	}
 	now := r.now()
 	b.FailedAt(now)
 	kind := r.kind(opErr)
 	cost, ok := b.AcquireAt(now, kind)
+	if ok && st != nil {
+		st.retryGranted(now, opErr, kind)
+	}
 	if !ok {
 		avail := b.TokensAt(now)
 		c := b.Config()
@@ -264,14 +271,26 @@ func take(n *atomic.Int64) bool {
 // FirstTryReward for a first try).
 func (r *Retryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
 	l := r.limiter(ctx)
+	st := observed(ctx)
+	var queued time.Duration
 	if l != nil {
+		var t0 time.Time
+		if st != nil {
+			t0 = r.now()
+		}
 		ok, err := retry.WaitSlot(ctx, l)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			return nil, errors.New("awsretry: the adaptive limiter's next send slot is after the context deadline (client-side)")
+			return nil, errSlotAfterDeadline
 		}
+		if st != nil {
+			queued = r.now().Sub(t0)
+		}
+	}
+	if st != nil {
+		st.attemptStarting(r.now(), queued)
 	}
 	return func(err error) error { return r.release(l, err) }, nil
 }

@@ -10,6 +10,10 @@
 //	obs, err := otelretry.New(otelretry.WithOperation("orders.put"))
 //	policy.Observer = obs
 //
+// and into an AWS SDK for Go v2 client through awsretry's API option:
+//
+//	o.APIOptions = append(o.APIOptions, awsretry.Observe(obs))
+//
 // Instruments come from the global MeterProvider unless WithMeterProvider
 // says otherwise; span events go to the span found in each call's context
 // (trace.SpanFromContext), and nothing happens when there is none: the
