@@ -10,12 +10,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/jittered/retry"
 	"github.com/jittered/retry/otelretry"
+	"github.com/jittered/retry/retrytest"
 )
 
 // metricsEndpoint serves the retry metrics (otelretry's instruments,
@@ -75,6 +77,33 @@ func (m *metricsEndpoint) observe(p *retry.Policy, name string) error {
 		}
 		m.regs = append(m.regs, r)
 	}
+	return nil
+}
+
+// observeServer counts srv's answers as retry.serve.requests, by outcome
+// (accepted, throttled, faulted): what a rehearsal's clients got.
+func (m *metricsEndpoint) observeServer(srv *retrytest.Server) error {
+	meter := m.mp.Meter("github.com/jittered/retry/cmd/retry")
+	c, err := meter.Int64ObservableCounter("retry.serve.requests", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests answered by retry serve, by outcome."))
+	if err != nil {
+		return err
+	}
+	outcome := func(v string) metric.ObserveOption {
+		return metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", v)))
+	}
+	acc, thr, flt := outcome("accepted"), outcome("throttled"), outcome("faulted")
+	r, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		t := srv.Counters().Total
+		o.ObserveInt64(c, int64(t.Accepted), acc)
+		o.ObserveInt64(c, int64(t.Throttled), thr)
+		o.ObserveInt64(c, int64(t.Faulted), flt)
+		return nil
+	}, c)
+	if err != nil {
+		return err
+	}
+	m.regs = append(m.regs, r)
 	return nil
 }
 

@@ -3,9 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,4 +65,63 @@ func TestDemoMetricsFlag(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "--metrics no-port-here") {
 		t.Errorf("bad address: exit %d, stderr %q; want 2 naming the flag and value", code, stderr)
 	}
+}
+
+// TestServeMetrics: retry serve --metrics counts its answers by outcome on
+// a Prometheus endpoint, over loopback.
+func TestServeMetrics(t *testing.T) {
+	var out, errb syncBuffer
+	sigs := make(chan os.Signal, 1)
+	done := make(chan int)
+	go func() {
+		done <- Main(context.Background(), []string{"serve", "--rate", "5", "--burst", "1", "--metrics", "127.0.0.1:0"}, IO{Stdout: &out, Stderr: &errb, Signals: sigs})
+	}()
+	var url, metricsURL string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && (url == "" || metricsURL == ""); time.Sleep(10 * time.Millisecond) {
+		url = strings.TrimSpace(out.String())
+		if _, after, ok := strings.Cut(errb.String(), "metrics at "); ok {
+			metricsURL, _, _ = strings.Cut(after, "\n")
+		}
+	}
+	if url == "" || metricsURL == "" {
+		t.Fatalf("no URLs printed: %q %q", out.String(), errb.String())
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	for range 4 {
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := c.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	acc, thr := metricValue(text, `outcome="accepted"`), metricValue(text, `outcome="throttled"`)
+	if acc+thr != 4 || acc < 1 || thr < 1 {
+		t.Errorf("retry_serve_requests_total: accepted %d, throttled %d; want 4 answers, both kinds:\n%s", acc, thr, text)
+	}
+	sigs <- syscall.SIGTERM
+	if code := <-done; code != 0 && code != 128+int(syscall.SIGTERM) {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// metricValue finds the retry_serve_requests_total sample whose labels
+// contain label.
+func metricValue(text, label string) int {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "retry_serve_requests_total{") && strings.Contains(line, label) {
+			var v int
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			return v
+		}
+	}
+	return -1
 }

@@ -14,7 +14,8 @@ const serveUsage = `Usage: retry serve [flags]
 Serves a throttling, fault-injecting HTTP service on 127.0.0.1 until
 SIGINT/SIGTERM, standalone (answering 200 {} to what it accepts) or as a
 reverse proxy in front of --upstream. Its counters per 100 ms are at
-/_retrytest/counters (JSON).
+/_retrytest/counters (JSON); with --metrics, its totals by outcome are also
+served for Prometheus (retry_serve_requests_total).
 
 Examples:
   retry serve --rate 1000 --burst 100
@@ -68,6 +69,7 @@ func serve(ctx context.Context, args []string, std IO) error {
 	fs.Var(&outages, "outage", "an outage window FROM-TO after start, e.g. 10s-15s (repeatable)")
 	fs.StringVar(&c.Upstream, "upstream", "", "reverse-proxy to this URL")
 	fs.Uint64Var(&c.Seed, "seed", 0, "seed of the fault coin")
+	metricsAddr := fs.String("metrics", "", "serve the answers' counts (OpenTelemetry, Prometheus text format) at http://`ADDR`/metrics, e.g. 127.0.0.1:9465; default: none")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -79,6 +81,18 @@ func serve(ctx context.Context, args []string, std IO) error {
 	srv, err := retrytest.Start(c)
 	if err != nil {
 		return usagef("serve: %s", cliWords(err))
+	}
+	if *metricsAddr != "" {
+		m, err := startMetrics(*metricsAddr)
+		if err == nil {
+			err = m.observeServer(srv)
+		}
+		if err != nil {
+			srv.Close()
+			return usagef("serve: %v", err)
+		}
+		defer m.Close()
+		fmt.Fprintf(std.Stderr, "retry serve: metrics at %s\n", m.URL)
 	}
 	fmt.Fprintln(std.Stdout, srv.URL)
 	fmt.Fprintf(std.Stderr, "retry serve: listening on %s (counters at %s%s); stop with Ctrl-C\n", srv.URL, srv.URL, retrytest.CountersPath)
