@@ -103,6 +103,21 @@ func NewClient(p *retry.Policy) *http.Client {
 	return &http.Client{Transport: &Transport{Policy: p}}
 }
 
+type attemptKey struct{}
+
+// Attempt returns which attempt of a Transport's request the context of a
+// request belongs to: 2 for the first retry, 3 for the next, and 1 for the
+// first attempt or a context that did not come from a Transport. A
+// RoundTripper beneath the Transport (HTTP instrumentation) reads it to
+// report OpenTelemetry's http.request.resend_count, Attempt − 1 (see
+// otelretry.ResendCount).
+func Attempt(ctx context.Context) int {
+	if n, ok := ctx.Value(attemptKey{}).(int); ok {
+		return n
+	}
+	return 1
+}
+
 // StatusError is the error of an attempt answered with a retryable status.
 type StatusError struct {
 	StatusCode int
@@ -230,7 +245,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r := req
 		switch {
 		case attempt > 1:
-			r = req.Clone(ctx)
+			r = req.Clone(context.WithValue(ctx, attemptKey{}, attempt))
 			body, err := getBody()
 			if err != nil {
 				return nil, retry.Permanent(fmt.Errorf("httpretry: GetBody: %w", err))

@@ -608,3 +608,32 @@ func TestAttemptTimeoutErrorSaysSo(t *testing.T) {
 		}
 	})
 }
+
+// TestAttemptNumberInEachAttemptsContext: what a RoundTripper beneath the
+// Transport sees: 1, 2, 3 for the first attempt and two retries; 1 outside.
+func TestAttemptNumberInEachAttemptsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var seen []int
+		next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			seen = append(seen, Attempt(r.Context()))
+			status := http.StatusServiceUnavailable
+			if len(seen) == 3 {
+				status = http.StatusOK
+			}
+			return &http.Response{StatusCode: status, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+		})
+		tr := &Transport{Next: next, Policy: &retry.Policy{MaxAttempts: 5, Backoff: retry.Constant{Interval: time.Millisecond}}}
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://example.test/", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if len(seen) != 3 || seen[0] != 1 || seen[1] != 2 || seen[2] != 3 {
+			t.Errorf("attempt numbers %v, want [1 2 3]", seen)
+		}
+		if n := Attempt(t.Context()); n != 1 {
+			t.Errorf("Attempt outside a Transport = %d, want 1", n)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jittered/retry"
 	"github.com/jittered/retry/httpretry"
@@ -60,5 +61,57 @@ func TestThroughHTTPRetry(t *testing.T) {
 	set := attribute.NewSet(ev[1].Attributes...)
 	if v, _ := set.Value(otelretry.ErrorTypeKey); v.AsString() != "*httpretry.StatusError" {
 		t.Errorf("error.type %q, want *httpretry.StatusError", v.AsString())
+	}
+}
+
+// spanPerAttempt stands for HTTP instrumentation (otelhttp's Transport):
+// a client span per request, in the context handed to next.
+type spanPerAttempt struct {
+	tracer trace.Tracer
+	next   http.RoundTripper
+}
+
+func (s spanPerAttempt) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, span := s.tracer.Start(req.Context(), "HTTP "+req.Method, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	return s.next.RoundTrip(req.WithContext(ctx))
+}
+
+// TestResendCountOnEachAttemptsSpan: three attempts through httpretry and
+// an instrumentation span each: the first carries no resend count, the
+// next 1 and 2, as the HTTP semantic conventions ask.
+func TestResendCountOnEachAttemptsSpan(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	r := newRig(t)
+	client := &http.Client{Transport: &httpretry.Transport{
+		Policy: &retry.Policy{MaxAttempts: 5, Backoff: retry.Constant{Interval: time.Millisecond}},
+		Next:   spanPerAttempt{r.tp.Tracer("http"), otelretry.ResendCount(nil)},
+	}}
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	spans := r.spans.GetSpans()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans, want one per attempt (3)", len(spans))
+	}
+	for i, s := range spans {
+		set := attribute.NewSet(s.Attributes...)
+		v, ok := set.Value(otelretry.ResendCountKey)
+		switch {
+		case i == 0 && ok:
+			t.Errorf("the first attempt's span has http.request.resend_count = %v", v.AsInt64())
+		case i > 0 && (!ok || v.AsInt64() != int64(i)):
+			t.Errorf("attempt %d's span: http.request.resend_count = %v (set: %v), want %d", i+1, v.AsInt64(), ok, i)
+		}
 	}
 }

@@ -23,9 +23,10 @@
 //
 // There is no OpenTelemetry semantic convention for retry loops (the HTTP
 // conventions define only http.request.resend_count, an attribute of each
-// resent request's span, which HTTP instrumentation sets), so these names
-// are this package's own, in the conventions' style (dotted lowercase,
-// UCUM units, bounded attribute values):
+// resent request's client span, which ResendCount sets beneath HTTP
+// instrumentation), so these names are this package's own, in the
+// conventions' style (dotted lowercase, UCUM units, bounded attribute
+// values):
 //
 //	retry.call.attempts      histogram {attempt}  attempts per call, first included   retry.operation, retry.outcome
 //	retry.retries            counter   {retry}    retries decided                    retry.operation, retry.kind
