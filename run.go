@@ -278,10 +278,11 @@ func (r *Run) delay(err error, throttled bool) time.Duration {
 }
 
 // EndAt records that the loop ended at now for a reason other than an
-// attempt's own outcome (the caller's context ended while waiting): any
-// budget tokens held for the pending retry are returned, and the give-up
-// error is built.
+// attempt's own outcome (the caller's context ended while waiting): a place
+// held in the limiter's line is given back, any budget tokens held for the
+// pending retry are returned, and the give-up error is built.
 func (r *Run) EndAt(now time.Time, reason Reason, last, cause error) *Error {
+	r.cancelSlot(now)
 	return r.giveUp(now, reason, last, cause)
 }
 

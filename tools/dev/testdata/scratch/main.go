@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,9 +19,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/jittered/retry"
 	"github.com/jittered/retry/awsretry"
+	"github.com/jittered/retry/grpcretry"
 	"github.com/jittered/retry/httpretry"
 	"github.com/jittered/retry/otelretry"
 	"github.com/jittered/retry/retrytest"
@@ -88,6 +96,12 @@ func run() error {
 	}
 	fmt.Println("github.com/jittered/retry/otelretry: retry.retries =", retries)
 
+	// grpcretry: a real gRPC health server on loopback that answers
+	// UNAVAILABLE once, called through the unary interceptor.
+	if err := grpcCheck(ctx); err != nil {
+		return fmt.Errorf("grpcretry: %w", err)
+	}
+
 	// retrytest + httpretry: a throttled service on loopback.
 	srv, err := retrytest.Start(retrytest.Config{Rate: 200, Burst: 5, Shape: retrytest.TooManyRequests})
 	if err != nil {
@@ -132,5 +146,42 @@ func run() error {
 	}
 	c := ddbSrv.Counters()
 	fmt.Printf("github.com/jittered/retry/awsretry: 40 PutItems through a 200/s throttle (%d throttled answers on the way)\n", c.Total.Throttled)
+	return nil
+}
+
+type flakyHealth struct {
+	healthpb.UnimplementedHealthServer
+	calls atomic.Int32
+}
+
+func (h *flakyHealth) Check(context.Context, *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if h.calls.Add(1) == 1 {
+		return nil, status.Error(codes.Unavailable, "try again")
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+func grpcCheck(ctx context.Context) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	h := &flakyHealth{}
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, h)
+	go gs.Serve(ln)
+	defer gs.Stop()
+	p := &retry.Policy{MaxAttempts: 3, Backoff: retry.Constant{Interval: time.Millisecond}}
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(grpcretry.UnaryClientInterceptor(grpcretry.WithPolicy(p))))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.calls.Load() != 2 {
+		return fmt.Errorf("Check = %v, %v after %d calls; want SERVING after 2", resp, err, h.calls.Load())
+	}
+	fmt.Println("github.com/jittered/retry/grpcretry: Check succeeded on attempt", h.calls.Load())
 	return nil
 }
