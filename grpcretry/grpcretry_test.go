@@ -399,3 +399,67 @@ func TestStreamGivesUp(t *testing.T) {
 		t.Errorf("Recv: %v after %d calls; want UNAVAILABLE giving up after 2", err, srv.n())
 	}
 }
+
+// TestPerMethodClassifierAndPolicy: WithClassifier retries a code the
+// defaults stop on; WithMethodPolicy gives a method its own attempts.
+func TestPerMethodClassifierAndPolicy(t *testing.T) {
+	internal := status.Error(codes.Internal, "flaky backend")
+	classify := grpcretry.WithClassifier(func(method string, err error) retry.Decision {
+		if method == "/grpc.health.v1.Health/Check" && status.Code(err) == codes.Internal {
+			return retry.Retry
+		}
+		return retry.Unknown
+	})
+	srv, client := start(t, []step{{err: internal}, {err: internal}}, grpcretry.WithPolicy(fast(5)), classify)
+	if _, err := client.Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil || srv.n() != 3 {
+		t.Errorf("Check = %v after %d calls; want INTERNAL retried to success on the 3rd", err, srv.n())
+	}
+
+	perMethod := grpcretry.WithMethodPolicy(func(method string) *retry.Policy {
+		if method == "/grpc.health.v1.Health/Check" {
+			return fast(2)
+		}
+		return nil
+	})
+	srv, client = start(t, []step{{err: unavailable}, {err: unavailable}, {err: unavailable}}, grpcretry.WithPolicy(fast(5)), perMethod)
+	if _, err := client.Check(t.Context(), &healthpb.HealthCheckRequest{}); !errors.Is(err, retry.ErrMaxAttempts) || srv.n() != 2 {
+		t.Errorf("Check = %v after %d calls; want giving up after Check's own 2 attempts", err, srv.n())
+	}
+}
+
+// TestCallerCancelsDuringTheSleep: the status is CANCELLED, not the last
+// attempt's.
+func TestCallerCancelsDuringTheSleep(t *testing.T) {
+	p := &retry.Policy{MaxAttempts: 5, Backoff: retry.Constant{Interval: time.Hour}, Jitter: retry.NoJitter}
+	_, client := start(t, []step{{err: unavailable}}, grpcretry.WithPolicy(p))
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+	if status.Code(err) != codes.Canceled || !errors.Is(err, context.Canceled) {
+		t.Errorf("Check = %v (code %v); want CANCELLED wrapping context.Canceled", err, status.Code(err))
+	}
+}
+
+// lateCtx is a context whose deadline has passed but whose timer has not
+// fired yet (Err is nil): the moment gRPC's own timer can beat it.
+type lateCtx struct{ context.Context }
+
+func (lateCtx) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+// TestClassifyDeadlineByTheClock: DEADLINE_EXCEEDED is the attempt's own
+// timeout only if the call's deadline has not passed, judged by the clock
+// as well as by the contexts' errors.
+func TestClassifyDeadlineByTheClock(t *testing.T) {
+	err := status.Error(codes.DeadlineExceeded, "deadline")
+	bg := context.Background()
+	late := lateCtx{bg}
+	if d, _ := grpcretry.Classify(bg, late, err, nil); d != retry.Retry {
+		t.Errorf("the attempt's deadline passed, the call's live: %v, want retry", d)
+	}
+	if d, _ := grpcretry.Classify(late, late, err, nil); d != retry.Stop {
+		t.Errorf("the call's deadline passed (its timer not yet fired): %v, want stop", d)
+	}
+	if d, _ := grpcretry.Classify(bg, bg, err, nil); d != retry.Stop {
+		t.Errorf("a server-side DEADLINE_EXCEEDED: %v, want stop", d)
+	}
+}
