@@ -60,7 +60,12 @@ func TestBinaryExitCodePropagation(t *testing.T) {
 		{[]string{"run", "--attempts", "2", "--base", "10ms", "--", "true"}, 0},
 		{[]string{"run", "--attempts", "1", "--", "/nonexistent/command"}, 127},
 		{[]string{"run", "--attempts", "1", "--", "sh", "-c", "kill -KILL $$"}, 128 + 9},
-		{[]string{"run", "--nope"}, 2},
+		{[]string{"run", "--nope"}, 125},
+		{[]string{"run", "--attempts", "2", "--base", "10ms", "--", "sh", "-c", "exit 2"}, 2}, // the command's 2, not a usage error
+		{[]string{"run", "--max-time", "300ms", "--", "sleep", "5"}, 124},
+		{[]string{"run", "--attempts", "1", "--attempt-timeout", "100ms", "--", "sleep", "5"}, 124},
+		{[]string{"run", "--attempts", "1", "--attempt-timeout", "100ms", "--grace", "0", "--", "sleep", "5"}, 137},
+		{[]string{"demo", "stray"}, 125},
 	} {
 		cmd, _, errb := retry(t, "", c.args...)
 		if got := exitCode(t, cmd.Run()); got != c.want {
@@ -178,10 +183,23 @@ func TestBinaryAttemptTimeoutKillsGroup(t *testing.T) {
 	}
 	sleeper := readPid(t, pidf)
 	code := exitCode(t, cmd.Wait())
-	if code != 124 || time.Since(start) > 3*time.Second {
-		t.Errorf("exit %d after %v, want 124 within the timeout plus grace; stderr %s", code, time.Since(start), errb)
+	if code != 137 || time.Since(start) > 3*time.Second {
+		t.Errorf("exit %d after %v, want 137 (killed after the grace) within the timeout plus grace; stderr %s", code, time.Since(start), errb)
 	}
 	waitGone(t, sleeper)
+}
+
+// TestBinaryMaxTimeEndsTheRunningAttempt: --max-time is a hard limit, as
+// curl's: an attempt still running then is ended (SIGTERM; SIGKILL after
+// --grace), and retry exits 124 at once.
+func TestBinaryMaxTimeEndsTheRunningAttempt(t *testing.T) {
+	cmd, _, errb := retry(t, "", "run", "--attempts", "5", "--max-time", "400ms", "--", "sh", "-c", "sleep 30")
+	start := time.Now()
+	code := exitCode(t, cmd.Run())
+	took := time.Since(start)
+	if code != 124 || took < 400*time.Millisecond || took > 2*time.Second || !strings.Contains(errb.String(), "--max-time 400ms ran out") {
+		t.Errorf("exit %d after %v, want 124 at about 400ms; stderr %s", code, took, errb)
+	}
 }
 
 // waitGone checks a process of the command's group is gone (killed, and

@@ -20,15 +20,24 @@ import (
 
 // Exit statuses of the retry command itself (a wrapped command's own status
 // is passed through by retry run).
+//
+// They follow the coreutils wrappers (timeout, env, nohup), so that a
+// wrapped command's own statuses (1, 2, …) keep their meaning.
 const (
-	ExitOK      = 0
-	ExitFailure = 1
-	ExitUsage   = 2
-	// ExitGaveUpOnTime: retry run stopped because --max-time would be
-	// exceeded or the last attempt hit --attempt-timeout (as timeout(1)).
+	ExitOK = 0
+	// ExitFailure is retry's own failure, ExitUsage bad usage: both 125,
+	// as timeout(1) and env(1) answer.
+	ExitFailure = 125
+	ExitUsage   = 125
+	// ExitGaveUpOnTime: retry run stopped on time — --max-time ran out
+	// (the running attempt ended as an attempt timeout ends it) or the last
+	// attempt hit --attempt-timeout — as timeout(1).
 	ExitGaveUpOnTime = 124
 	ExitCannotRun    = 126 // the command exists but cannot be executed
 	ExitNotFound     = 127 // the command was not found
+	// ExitKilled: as ExitGaveUpOnTime, but the attempt outlived --grace
+	// after SIGTERM and was killed (timeout(1) with --kill-after).
+	ExitKilled = 128 + 9
 )
 
 // IO is the process's standard streams and its signals.
@@ -72,7 +81,7 @@ func withSignals(ctx context.Context, std IO, f func(context.Context) error) err
 	return err
 }
 
-// usageError is a bad command line: exit status 2, one line.
+// usageError is a bad command line: exit status 125 (ExitUsage), one line.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }

@@ -62,8 +62,8 @@ func TestDemoMetricsFlag(t *testing.T) {
 		t.Errorf("exit %d\n%s%s", code, out, stderr)
 	}
 	code, _, stderr = runMain(t, nil, "", "demo", "--metrics", "no-port-here")
-	if code != 2 || !strings.Contains(stderr, "--metrics no-port-here") {
-		t.Errorf("bad address: exit %d, stderr %q; want 2 naming the flag and value", code, stderr)
+	if code != ExitUsage || !strings.Contains(stderr, "--metrics no-port-here") {
+		t.Errorf("bad address: exit %d, stderr %q; want %d naming the flag and value", code, stderr, ExitUsage)
 	}
 }
 

@@ -25,9 +25,17 @@ attempt (from a terminal the command gets none: it runs in its own process
 group, so that a timeout can end it with its children). SIGINT, SIGTERM and SIGHUP are forwarded to the command's process
 group and stop the retries.
 
-Exit status: the last attempt's; 124 when it gave up on time (--max-time, or
-the last attempt hit --attempt-timeout); 126/127 when COMMAND cannot be run;
-128+N after signal N; 2 on bad usage.
+Exit status (as timeout(1) and env(1)):
+  the last attempt's    COMMAND ran and retry stopped (success, or gave up)
+  124                   gave up on time: --max-time ran out (the running
+                        attempt is ended as --attempt-timeout ends it) or the
+                        last attempt hit --attempt-timeout
+  137                   as 124, but the attempt outlived --grace and was
+                        killed (SIGKILL)
+  125                   retry itself failed, or bad usage
+  126                   COMMAND cannot be executed (the OS's reason is printed)
+  127                   COMMAND not found, or its #! interpreter is missing
+  128+N                 retry stopped on signal N (forwarded to COMMAND)
 
 Examples:
   retry run -- curl -fsS https://example.com/health
@@ -50,6 +58,9 @@ type runFlags struct {
 	json             bool
 	seed             uint64
 }
+
+// errMaxTime is the cause of the run's context when --max-time runs out.
+var errMaxTime = errors.New("--max-time ran out")
 
 // attemptRecord is one line of --json output.
 type attemptRecord struct {
@@ -85,7 +96,7 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	fs.Var(durationValue{&f.cap}, "cap", "longest delay")
 	fs.Float64Var(&f.multiplier, "multiplier", 2, "growth of the delay per failure (≥ 1)")
 	fs.StringVar(&f.jitter, "jitter", "full", "none, full, equal or decorrelated")
-	fs.Var(durationValue{&f.maxTime}, "max-time", "give up rather than wait past this much time in all (0: none)")
+	fs.Var(durationValue{&f.maxTime}, "max-time", "a hard limit on the whole run: no wait past it, and a running attempt is ended then (0: none)")
 	fs.Var(durationValue{&f.timeout}, "attempt-timeout", "end an attempt after this long: SIGTERM, then SIGKILL after --grace (0: none)")
 	f.grace = 5 * time.Second
 	fs.Var(durationValue{&f.grace}, "grace", "time between SIGTERM and SIGKILL (0: SIGKILL at once)")
@@ -133,6 +144,13 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if f.maxTime > 0 {
+		// A hard limit: Do gives up rather than wait past it, and the
+		// runner ends a running attempt then (SIGTERM, SIGKILL after --grace).
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeoutCause(ctx, f.maxTime, errMaxTime)
+		defer stop()
+	}
 	go func() {
 		for {
 			select {
@@ -236,9 +254,17 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	}
 	var msg error
 	if !f.quiet && !f.json {
+		if errors.Is(context.Cause(ctx), errMaxTime) {
+			reason = fmt.Sprintf("--max-time %v ran out", f.maxTime)
+		}
 		msg = fmt.Errorf("gave up: %s after %d attempt(s); last exit status %d", reason, attempts, last.Code)
 	}
-	if gave != nil && (gave.Reason == retry.ReasonMaxElapsed || gave.Reason == retry.ReasonDeadline || (gave.Reason == retry.ReasonMaxAttempts && last.TimedOut)) {
+	onTime := errors.Is(context.Cause(ctx), errMaxTime) ||
+		(gave != nil && (gave.Reason == retry.ReasonMaxElapsed || gave.Reason == retry.ReasonDeadline || (gave.Reason == retry.ReasonMaxAttempts && last.TimedOut)))
+	switch {
+	case onTime && last.Killed:
+		return exitError{code: ExitKilled, err: msg}
+	case onTime:
 		return exitError{code: ExitGaveUpOnTime, err: msg}
 	}
 	return exitError{code: last.Code, err: msg}

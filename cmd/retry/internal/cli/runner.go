@@ -26,7 +26,8 @@ type Attempt struct {
 // Outcome is how an attempt ended.
 type Outcome struct {
 	Code     int       // exit status; 128+n when killed by signal n
-	TimedOut bool      // ended by Attempt.Timeout
+	TimedOut bool      // ended by Attempt.Timeout or the run's end (ctx)
+	Killed   bool      // SIGKILL was needed: it outlived Attempt.Grace
 	Signal   os.Signal // a signal received and forwarded, if any
 }
 
@@ -130,9 +131,12 @@ func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
 			startKill()
 		case <-ctxDone:
 			ctxDone = nil
+			out.TimedOut = out.Signal == nil
 			syscall.Kill(-pgid, syscall.SIGTERM)
 			startKill()
 		case <-kill:
+			kill = nil
+			out.Killed = true
 			syscall.Kill(-pgid, syscall.SIGKILL)
 		}
 	}
@@ -140,7 +144,7 @@ func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
 
 func exitStatus(ps *os.ProcessState, err error) int {
 	if ps == nil {
-		return ExitFailure
+		return ExitFailure // the wait itself failed: retry's own failure
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return 128 + int(ws.Signal())
