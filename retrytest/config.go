@@ -130,6 +130,11 @@ type Config struct {
 	// x-amz-crc32.
 	Handler http.Handler
 
+	// CounterWindow is how much of the per-Interval counters is kept (the
+	// totals are kept whole); 0 means DefaultCounterWindow. It bounds the
+	// counters' memory for a long-running Server.
+	CounterWindow time.Duration
+
 	// MaxBody bounds request bodies (413 beyond); 0 means 16 MiB.
 	MaxBody int64
 	// Record keeps every request's method, path, body hash and outcome
@@ -191,6 +196,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxBody < 0 {
 		bad("MaxBody", c.MaxBody, "must be ≥ 0 (0 means 16 MiB)")
+	}
+	if c.CounterWindow != 0 && c.CounterWindow < Interval {
+		bad("CounterWindow", c.CounterWindow, "must be ≥ 100ms (0 means 10m)")
 	}
 	if c.Upstream != "" {
 		u, err := url.Parse(c.Upstream)

@@ -32,6 +32,10 @@ import (
 // CountersPath is where a Server serves its counters as JSON.
 const CountersPath = "/_retrytest/counters"
 
+// upstreamFailedKey marks, in a proxied request's context, a *bool set
+// when the upstream did not answer.
+type upstreamFailedKey struct{}
+
 // Interval is the width of a counters bucket.
 const Interval = 100 * time.Millisecond
 
@@ -40,14 +44,26 @@ type Counts struct {
 	Accepted  int `json:"accepted"`
 	Throttled int `json:"throttled"`
 	Faulted   int `json:"faulted"`
+	// Upstream counts requests let through that the upstream did not
+	// answer (proxy mode: connection refused, reset, timeout — answered
+	// 502 by the Server); they are not in Accepted.
+	Upstream int `json:"upstream"`
 }
 
-// Counters are a Server's counts per Interval since it started, and in all.
+// Counters are a Server's counts per Interval over the last
+// Config.CounterWindow, and in all since it started.
 type Counters struct {
 	Interval time.Duration `json:"interval_ns"`
-	Buckets  []Counts      `json:"buckets"`
-	Total    Counts        `json:"total"`
+	// First is the index, counted in Intervals since the start, of
+	// Buckets[0]: older buckets have been dropped.
+	First   int      `json:"first"`
+	Buckets []Counts `json:"buckets"`
+	Total   Counts   `json:"total"`
 }
+
+// DefaultCounterWindow is Config.CounterWindow's default: ten minutes of
+// 100 ms buckets (6000 of them, about 200 KB).
+const DefaultCounterWindow = 10 * time.Minute
 
 // Request is what a Server recorded of one request (Config.Record).
 type Request struct {
@@ -77,6 +93,7 @@ type Server struct {
 	mu      sync.Mutex
 	rng     *rand.Rand
 	buckets []Counts
+	first   int // index of buckets[0], in Intervals since the start
 	total   Counts
 	records []Request
 	conns   sync.WaitGroup
@@ -110,6 +127,9 @@ func Start(cfg Config) (*Server, error) {
 			},
 			ModifyResponse: mergeUnprocessed,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				if p, ok := r.Context().Value(upstreamFailedKey{}).(*bool); ok {
+					*p = true // counted apart from accepted answers
+				}
 				http.Error(w, "retrytest: upstream: "+err.Error(), http.StatusBadGateway)
 			},
 		}
@@ -155,7 +175,16 @@ func (s *Server) Close() error {
 func (s *Server) Counters() Counters {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Counters{Interval: Interval, Buckets: append([]Counts(nil), s.buckets...), Total: s.total}
+	return Counters{Interval: Interval, First: s.first, Buckets: append([]Counts(nil), s.buckets...), Total: s.total}
+}
+
+// window is how many buckets are kept.
+func (s *Server) window() int {
+	w := s.cfg.CounterWindow
+	if w == 0 {
+		w = DefaultCounterWindow
+	}
+	return max(1, int(w/Interval))
 }
 
 // Requests returns what was recorded (Config.Record).
@@ -167,13 +196,26 @@ func (s *Server) Requests() []Request {
 
 func (s *Server) count(now time.Time, outcome string, r *http.Request, body []byte) {
 	at := now.Sub(s.start)
-	i := int(at / Interval)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	i := int(at/Interval) - s.first
+	if i < 0 {
+		i = 0 // admitted before the window moved on: counted in its first bucket
+	}
 	for len(s.buckets) <= i {
 		s.buckets = append(s.buckets, Counts{})
 	}
+	if w := s.window(); len(s.buckets) >= 2*w {
+		// Keep the last w buckets; the copy happens once per w Intervals.
+		drop := len(s.buckets) - w
+		s.buckets = append(s.buckets[:0], s.buckets[drop:]...)
+		s.first += drop
+		i -= drop
+	}
 	switch outcome {
+	case "upstream":
+		s.buckets[i].Upstream++
+		s.total.Upstream++
 	case "accepted":
 		s.buckets[i].Accepted++
 		s.total.Accepted++
@@ -243,8 +285,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch fault {
 	case FaultNone:
-		s.count(now, "accepted", r, body)
-		s.pass(w, r, body)
+		if s.proxy == nil {
+			s.count(now, "accepted", r, body)
+			s.pass(w, r, body)
+			break
+		}
+		var failed bool
+		s.pass(w, r.WithContext(context.WithValue(r.Context(), upstreamFailedKey{}, &failed)), body)
+		if failed {
+			s.count(now, "upstream", r, body)
+		} else {
+			s.count(now, "accepted", r, body)
+		}
 	case FaultThrottle:
 		s.count(now, "throttled", r, body)
 		s.throttle(w)

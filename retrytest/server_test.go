@@ -204,6 +204,7 @@ func TestBadConfig(t *testing.T) {
 		{retrytest.Config{Upstream: "ftp://x"}, "Config.Upstream"},
 		{retrytest.Config{Outages: []retrytest.Window{{From: time.Second, To: 0}}}, "Outages[0]"},
 		{retrytest.Config{Latency: -time.Second}, "Config.Latency"},
+		{retrytest.Config{CounterWindow: time.Millisecond}, "Config.CounterWindow"},
 	} {
 		if _, err := retrytest.Start(c.cfg); err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("Start(%+v) = %v, want an error naming %s", c.cfg, err, c.field)
@@ -211,5 +212,45 @@ func TestBadConfig(t *testing.T) {
 	}
 	if _, err := retrytest.ParseShape("418"); err == nil {
 		t.Error("ParseShape accepted 418")
+	}
+}
+
+// TestUpstreamFailuresCountedApart: in proxy mode, a request let through
+// that the upstream does not answer (here: nothing listens) is a 502
+// counted as Upstream, not Accepted.
+func TestUpstreamFailuresCountedApart(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	s := start(t, retrytest.Config{Upstream: deadURL})
+	c := client(t)
+	if resp, _ := do(t, c, "PUT", s.URL+"/x", "hello"); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("dead upstream: %d, want 502", resp.StatusCode)
+	}
+	got := s.Counters().Total
+	if got.Upstream != 1 || got.Accepted != 0 {
+		t.Errorf("totals %+v, want 1 upstream failure and nothing accepted", got)
+	}
+}
+
+// TestCounterWindowIsBounded: a long-running Server keeps the last
+// CounterWindow of buckets, and every answer in its totals.
+func TestCounterWindowIsBounded(t *testing.T) {
+	s := start(t, retrytest.Config{CounterWindow: retrytest.Interval})
+	c := client(t)
+	for range 4 {
+		do(t, c, "PUT", s.URL+"/x", "hello")
+		time.Sleep(120 * time.Millisecond) // a new bucket each time
+	}
+	got := s.Counters()
+	if got.Total.Accepted != 4 || len(got.Buckets) > 2 || got.First < 2 {
+		t.Errorf("counters %+v: want 4 accepted in all, at most 2 buckets kept, the first ones dropped", got)
+	}
+	n := 0
+	for _, b := range got.Buckets {
+		n += b.Accepted
+	}
+	if n < 1 || n > 2 {
+		t.Errorf("%d answers in the kept buckets, want the last one or two", n)
 	}
 }

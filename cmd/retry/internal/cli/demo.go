@@ -157,7 +157,7 @@ func demo(ctx context.Context, args []string, std IO) error {
 	for _, r := range results {
 		var acc, thr plotter.XYs
 		for i, b := range r.cnt.Buckets {
-			x := float64(i) / 10
+			x := float64(r.cnt.First+i) / 10
 			acc = append(acc, plotter.XY{X: x, Y: float64(b.Accepted)})
 			thr = append(thr, plotter.XY{X: x, Y: float64(b.Throttled)})
 		}

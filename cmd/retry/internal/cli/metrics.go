@@ -81,7 +81,8 @@ func (m *metricsEndpoint) observe(p *retry.Policy, name string) error {
 }
 
 // observeServer counts srv's answers as retry.serve.requests, by outcome
-// (accepted, throttled, faulted): what a rehearsal's clients got.
+// (accepted, throttled, faulted, upstream: let through but the upstream did
+// not answer): what a rehearsal's clients got.
 func (m *metricsEndpoint) observeServer(srv *retrytest.Server) error {
 	meter := m.mp.Meter("github.com/jittered/retry/cmd/retry")
 	c, err := meter.Int64ObservableCounter("retry.serve.requests", metric.WithUnit("{request}"),
@@ -92,12 +93,13 @@ func (m *metricsEndpoint) observeServer(srv *retrytest.Server) error {
 	outcome := func(v string) metric.ObserveOption {
 		return metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", v)))
 	}
-	acc, thr, flt := outcome("accepted"), outcome("throttled"), outcome("faulted")
+	acc, thr, flt, up := outcome("accepted"), outcome("throttled"), outcome("faulted"), outcome("upstream")
 	r, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		t := srv.Counters().Total
 		o.ObserveInt64(c, int64(t.Accepted), acc)
 		o.ObserveInt64(c, int64(t.Throttled), thr)
 		o.ObserveInt64(c, int64(t.Faulted), flt)
+		o.ObserveInt64(c, int64(t.Upstream), up)
 		return nil
 	}, c)
 	if err != nil {

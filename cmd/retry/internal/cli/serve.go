@@ -69,6 +69,7 @@ func serve(ctx context.Context, args []string, std IO) error {
 	fs.Var(&outages, "outage", "an outage window FROM-TO after start, e.g. 10s-15s (repeatable)")
 	fs.StringVar(&c.Upstream, "upstream", "", "reverse-proxy to this URL")
 	fs.Uint64Var(&c.Seed, "seed", 0, "seed of the fault coin")
+	window := durationFlag(fs, "counter-window", 0, "how much of the 100 ms counters to keep (0: 10m; the totals are kept whole)")
 	metricsAddr := fs.String("metrics", "", "serve the answers' counts (OpenTelemetry, Prometheus text format) at http://`ADDR`/metrics, e.g. 127.0.0.1:9465; default: none")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -77,7 +78,7 @@ func serve(ctx context.Context, args []string, std IO) error {
 	if c.Shape, err = retrytest.ParseShape(shape); err != nil {
 		return usagef("serve: --shape: %v", err)
 	}
-	c.RetryAfter, c.AmzRetryAfter, c.Latency, c.Jitter, c.Outages = *retryAfter, *amz, *lat, *jit, outages
+	c.RetryAfter, c.AmzRetryAfter, c.Latency, c.Jitter, c.Outages, c.CounterWindow = *retryAfter, *amz, *lat, *jit, outages, *window
 	srv, err := retrytest.Start(c)
 	if err != nil {
 		return usagef("serve: %s", cliWords(err))
@@ -103,7 +104,7 @@ func serve(ctx context.Context, args []string, std IO) error {
 	}
 	err = srv.Close()
 	t := srv.Counters().Total
-	fmt.Fprintf(std.Stderr, "retry serve: accepted %d, throttled %d, faulted %d\n", t.Accepted, t.Throttled, t.Faulted)
+	fmt.Fprintf(std.Stderr, "retry serve: accepted %d, throttled %d, faulted %d, upstream failed %d\n", t.Accepted, t.Throttled, t.Faulted, t.Upstream)
 	return err
 }
 
@@ -120,6 +121,7 @@ var serveFlags = strings.NewReplacer(
 	"needs Upstream", "needs --upstream", "Config.Upstream", "--upstream",
 	"Config.RetryAfter", "--retry-after", "Config.AmzRetryAfter", "--amz-retry-after",
 	"Config.Latency", "--latency", "Config.Jitter", "--jitter", "Config.Outages", "--outage",
+	"Config.CounterWindow", "--counter-window",
 	"Config.", "",
 )
 
