@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,6 +128,71 @@ func TestBinaryStdinReplay(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(f); string(b) != "hellohellohello" {
 		t.Errorf("the command saw %q over its attempts, want hello three times", b)
+	}
+}
+
+// TestBinaryStdinStreams: the first attempt reads standard input as it
+// arrives, before the producer closes the pipe (it used to start only at
+// the end of the input).
+func TestBinaryStdinStreams(t *testing.T) {
+	cmd := exec.Command(bin, "run", "--", "sh", "-c", `read line; echo "got $line"`)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(in, "hello\n") // and the pipe stays open
+	got := make(chan string, 1)
+	go func() {
+		b := make([]byte, 64)
+		n, _ := out.Read(b)
+		got <- string(b[:n])
+	}()
+	select {
+	case s := <-got:
+		if s != "got hello\n" {
+			t.Errorf("the command printed %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the command did not get its input while the pipe was open")
+	}
+	in.Close()
+	if code := exitCode(t, cmd.Wait()); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// TestBinaryStdinModes: a large input the command never reads is no
+// error; past --stdin-max a retry cannot replay and says which flag to
+// raise; --stdin=none gives nothing; --stdin=pass lets each attempt read
+// on where the last stopped.
+func TestBinaryStdinModes(t *testing.T) {
+	big := strings.Repeat("x", 4096)
+	for _, c := range []struct {
+		name, stdin string
+		args        []string
+		code        int
+		out, errOut string
+	}{
+		{"unread input past the limit", big, []string{"--stdin-max", "1KiB", "--", "true"}, 0, "", ""},
+		{"a retry past the limit", big, []string{"--stdin-max", "1KiB", "--attempts", "2", "--base", "1ms", "--", "sh", "-c", "cat > /dev/null; exit 1"}, 125, "", "--stdin-max"},
+		{"none", "data", []string{"--stdin", "none", "--", "cat"}, 0, "", ""},
+		{"pass", "a\nb\n", []string{"--stdin", "pass", "--attempts", "2", "--base", "1ms", "--quiet", "--", "sh", "-c", "read x; echo $x; exit 1"}, 1, "a\nb\n", ""},
+		{"bad mode", "", []string{"--stdin", "tee", "--", "true"}, 125, "", "--stdin \"tee\""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd, out, errb := retry(t, c.stdin, append([]string{"run"}, c.args...)...)
+			code := exitCode(t, cmd.Run())
+			if code != c.code || out.String() != c.out || !strings.Contains(errb.String(), c.errOut) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, stderr containing %q", code, out, errb, c.code, c.out, c.errOut)
+			}
+		})
 	}
 }
 

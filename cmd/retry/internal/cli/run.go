@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,10 +18,11 @@ import (
 const runUsage = `Usage: retry run [flags] -- COMMAND [ARGS...]
 
 Runs COMMAND; while it fails, waits with capped exponential backoff and
-jitter and runs it again. Standard output and error pass through; standard
-input, when it is not a terminal, is read once and replayed to every
-attempt (from a terminal the command gets none: it runs in its own process
-group, so that a timeout can end it with its children). SIGINT, SIGTERM and SIGHUP are forwarded to the command's process
+jitter and runs it again. Standard output and error pass through. Standard
+input, when it is not a terminal, is streamed to the first attempt as it
+arrives and kept (up to --stdin-max) to replay to the next ones (from a
+terminal the command gets none: it runs in its own process group, so that
+a timeout can end it with its children). SIGINT, SIGTERM and SIGHUP are forwarded to the command's process
 group and stop the retries.
 
 Exit status (as timeout(1) and env(1)):
@@ -55,6 +55,8 @@ type runFlags struct {
 	jitter           string
 	retryOn, stopOn  codeSet
 	dryRun, quiet    bool
+	stdin            string
+	stdinMax         int64
 	json             bool
 	seed             uint64
 }
@@ -103,6 +105,9 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	fs.Var(&f.retryOn, "retry-on", "retry only these exit statuses (e.g. 1,75,100-110; repeatable; default: any non-zero)")
 	fs.Var(&f.stopOn, "stop-on", "never retry these exit statuses (repeatable)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the schedule and exit")
+	fs.StringVar(&f.stdin, "stdin", "replay", "standard input: replay (streamed to the first attempt, kept for the next; none from a terminal), pass (each attempt reads on from where the last stopped) or none")
+	f.stdinMax = defaultStdinMax
+	fs.Var(sizeValue{&f.stdinMax}, "stdin-max", "how much standard input to keep for replay (e.g. 64MiB, 1GiB); past it the first attempt still gets it all, retries cannot")
 	fs.BoolVar(&f.quiet, "quiet", false, "print nothing of retry's own")
 	fs.BoolVar(&f.json, "json", false, "one JSON object per attempt on stderr")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed for the jitter (0: random)")
@@ -123,9 +128,21 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	if len(argv) == 0 {
 		return usagef("run: no command given (retry run [flags] -- COMMAND [ARGS...])")
 	}
-	stdin, err := replayableStdin(std.Stdin)
-	if err != nil {
-		return exitError{code: ExitFailure, err: err}
+	// Standard input: streamed to the first attempt as it arrives, and kept
+	// (up to --stdin-max) to replay to the next ones.
+	var tp *tape
+	var pass io.Reader
+	switch f.stdin {
+	case "replay":
+		if !stdinIsTerminal(std.Stdin) {
+			tp = newTape(std.Stdin, f.stdinMax)
+			defer tp.stop()
+		}
+	case "pass":
+		pass = std.Stdin
+	case "none":
+	default:
+		return usagef("run: --stdin %q: must be replay, pass or none", f.stdin)
 	}
 	runner := p.Runner
 	if runner == nil {
@@ -198,9 +215,14 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	}}
 
 	err = policy.Do(ctx, func(ctx context.Context) error {
-		var in io.Reader
-		if stdin != nil {
-			in = bytes.NewReader(stdin)
+		in := pass
+		if tp != nil {
+			r, err := tp.reader()
+			if err != nil {
+				return retry.Permanent(exitError{code: ExitFailure, err: err})
+			}
+			defer r.Close()
+			in = r
 		}
 		lastStart = time.Now()
 		attempts++
@@ -239,9 +261,12 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	sig := stopped
 	mu.Unlock()
 	emit(attemptRecord{Attempt: attempts, ExitCode: last.Code, DurationMS: ms(time.Since(lastStart)), TimedOut: last.TimedOut, Final: true, Reason: reason, Signal: sigName(sig)})
+	var own exitError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &own):
+		return own // retry's own failure (standard input that cannot be replayed)
 	case errors.Is(err, ErrNotFound):
 		return exitError{code: ExitNotFound, err: fmt.Errorf("%s: %s", argv[0], osReason(err, ErrNotFound.Error()))}
 	case errors.Is(err, ErrCannotRun):
@@ -323,25 +348,12 @@ func (f *runFlags) policy() (*retry.Policy, error) {
 	return p, nil
 }
 
-// maxStdin bounds the standard input kept for replay.
-const maxStdin = 64 << 20
-
-// replayableStdin reads stdin once for replay, unless it is a terminal
-// (then the command gets /dev/null: it runs in its own process group and
-// could not read the terminal anyway).
-func replayableStdin(r io.Reader) ([]byte, error) {
-	if f, ok := r.(*os.File); ok {
-		st, err := f.Stat()
-		if err != nil || st.Mode()&os.ModeCharDevice != 0 {
-			return nil, nil
-		}
+// stdinIsTerminal reports whether r is a terminal.
+func stdinIsTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
 	}
-	b, err := io.ReadAll(io.LimitReader(r, maxStdin+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading standard input: %w", err)
-	}
-	if len(b) > maxStdin {
-		return nil, fmt.Errorf("standard input is over %d MiB: too large to replay to every attempt", maxStdin>>20)
-	}
-	return b, nil
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -68,6 +68,13 @@ func osReason(err error, def string) string {
 	return def
 }
 
+// blockingReader is a reader whose Read may wait for input that never
+// comes, and whose Close makes it return (retry's stdin tape).
+type blockingReader interface {
+	io.ReadCloser
+	blocking()
+}
+
 type execRunner struct{}
 
 func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
@@ -80,15 +87,41 @@ func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
 	}
 	cmd := exec.Command(path, a.Argv[1:]...)
 	cmd.Args[0] = a.Argv[0]
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = a.Stdin, a.Stdout, a.Stderr
+	cmd.Stdout, cmd.Stderr = a.Stdout, a.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A reader that may block waiting for input (retry's stdin tape) is
+	// copied by our own goroutine, ended when the command exits: exec's
+	// copy would make Wait wait for input that may never come.
+	var stdinRC io.ReadCloser
+	var stdinW io.WriteCloser
+	if rc, ok := a.Stdin.(blockingReader); ok {
+		w, err := cmd.StdinPipe()
+		if err != nil {
+			return Outcome{Code: ExitFailure}, err
+		}
+		stdinRC, stdinW = rc, w
+	} else {
+		cmd.Stdin = a.Stdin
+	}
 	if err := cmd.Start(); err != nil {
+		if stdinW != nil {
+			stdinW.Close()
+		}
 		if errors.Is(err, os.ErrNotExist) {
 			// The file exists (LookPath found it): what is missing is the
 			// interpreter its #! line names. sh and timeout answer 127.
 			return Outcome{Code: ExitNotFound}, errors.Join(ErrNotFound, &launchError{reason: "bad interpreter: " + osReason(err, "no such file or directory"), err: err})
 		}
 		return Outcome{Code: ExitCannotRun}, errors.Join(ErrCannotRun, err)
+	}
+	var copied chan struct{}
+	if stdinRC != nil {
+		copied = make(chan struct{})
+		go func() {
+			io.Copy(stdinW, stdinRC) // ends with an error once the command is gone
+			stdinW.Close()
+			close(copied)
+		}()
 	}
 	pgid := cmd.Process.Pid
 	done := make(chan error, 1)
@@ -111,6 +144,10 @@ func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
 	for {
 		select {
 		case err := <-done:
+			if copied != nil {
+				stdinRC.Close() // a Read waiting for input returns
+				<-copied
+			}
 			out.Code = exitStatus(cmd.ProcessState, err)
 			// The leader is gone; make sure no member of its group lingers
 			// after a timeout or a forwarded signal.
