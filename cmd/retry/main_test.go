@@ -330,3 +330,39 @@ func TestBinaryNoZombies(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryOperatorFlags: --until, --signal, --preserve-status,
+// --stdout last, --message and --foreground, through the built binary.
+func TestBinaryOperatorFlags(t *testing.T) {
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "flag")
+	trapInt := `trap 'exit 42' INT; sleep 5 & wait`
+	for _, c := range []struct {
+		name      string
+		args      []string
+		code      int
+		out, errs string
+	}{
+		{"until", []string{"--until", "0,3", "--", "sh", "-c", "exit 3"}, 0, "", ""},
+		{"signal", []string{"--attempts", "1", "--attempt-timeout", "200ms", "--signal", "INT", "--", "sh", "-c", trapInt}, 124, "", ""},
+		{"preserve-status", []string{"--attempts", "1", "--attempt-timeout", "200ms", "--signal", "INT", "--preserve-status", "--", "sh", "-c", trapInt}, 42, "", ""},
+		{"stdout last", []string{"--attempts", "3", "--base", "1ms", "--stdout", "last", "--", "sh", "-c", `echo attempt; [ -e "$1" ] || { touch "$1"; exit 1; }`, "sh", flag}, 0, "attempt\n", ""},
+		{"message", []string{"--attempts", "2", "--base", "1ms", "--message", "try {{.Attempt}} of {{.Limit}}: status {{.Status}}", "--", "sh", "-c", "exit 1"}, 1, "", "try 1 of 2: status 1\n"},
+		{"bad message", []string{"--message", "{{.Nope}}", "--", "true"}, 125, "", "--message"},
+		{"bad signal", []string{"--signal", "TERMINATE", "--", "true"}, 125, "--signal", ""},
+		{"foreground", []string{"--attempts", "1", "--attempt-timeout", "200ms", "--foreground", "--", "sh", "-c", "exec sleep 5"}, 124, "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			os.Remove(flag)
+			cmd, out, errb := retry(t, "", append([]string{"run"}, c.args...)...)
+			start := time.Now()
+			code := exitCode(t, cmd.Run())
+			if code != c.code || (c.out != "" && !strings.Contains(out.String()+errb.String(), c.out)) || !strings.Contains(errb.String(), c.errs) || time.Since(start) > 4*time.Second {
+				t.Errorf("exit %d after %v, stdout %q, stderr %q; want %d, %q, stderr with %q", code, time.Since(start), out, errb, c.code, c.out, c.errs)
+			}
+			if c.name == "stdout last" && out.String() != "attempt\n" {
+				t.Errorf("--stdout last passed on %q, want the last attempt's line only", out)
+			}
+		})
+	}
+}

@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"text/template"
 	"time"
 
 	"github.com/jittered/retry"
@@ -55,6 +58,11 @@ type runFlags struct {
 	jitter           string
 	retryOn, stopOn  codeSet
 	dryRun, quiet    bool
+	until            codeSet
+	signal           string
+	preserve         bool
+	foreground       bool
+	stdout, message  string
 	stdin            string
 	stdinMax         int64
 	json             bool
@@ -108,6 +116,12 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	fs.StringVar(&f.stdin, "stdin", "replay", "standard input: replay (streamed to the first attempt, kept for the next; none from a terminal), pass (each attempt reads on from where the last stopped) or none")
 	f.stdinMax = defaultStdinMax
 	fs.Var(sizeValue{&f.stdinMax}, "stdin-max", "how much standard input to keep for replay (e.g. 64MiB, 1GiB); past it the first attempt still gets it all, retries cannot")
+	fs.Var(&f.until, "until", "exit statuses that count as success (e.g. 0,3; repeatable; default: 0)")
+	fs.StringVar(&f.signal, "signal", "TERM", "the signal that ends an attempt on --attempt-timeout or --max-time (TERM, INT, HUP, QUIT, USR1, USR2 or a number)")
+	fs.BoolVar(&f.preserve, "preserve-status", false, "when giving up on time, exit with the command's own status instead of 124/137")
+	fs.BoolVar(&f.foreground, "foreground", false, "run the command in retry's process group so that it can read the terminal (timeouts then reach the command only, not its children)")
+	fs.StringVar(&f.stdout, "stdout", "all", "all (every attempt's output passes through) or last (only the last attempt's, written when it ends)")
+	fs.StringVar(&f.message, "message", "", "the retry line, as a Go template with .Attempt .Limit .Status .TimedOut .Delay .Command (default: \"retry: attempt 1/5 exited 1; next attempt in 1s\")")
 	fs.BoolVar(&f.quiet, "quiet", false, "print nothing of retry's own")
 	fs.BoolVar(&f.json, "json", false, "one JSON object per attempt on stderr")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed for the jitter (0: random)")
@@ -122,6 +136,17 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	if err != nil {
 		return err
 	}
+	stopSig, err := parseSignal(f.signal)
+	if err != nil {
+		return usagef("run: --signal %q: %v", f.signal, err)
+	}
+	if f.stdout != "all" && f.stdout != "last" {
+		return usagef("run: --stdout %q: must be all or last", f.stdout)
+	}
+	retryLine, err := retryMessage(f.message)
+	if err != nil {
+		return usagef("run: --message: %v", err)
+	}
 	if f.dryRun {
 		return policy.WriteSchedule(std.Stdout, 0)
 	}
@@ -134,7 +159,9 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	var pass io.Reader
 	switch f.stdin {
 	case "replay":
-		if !stdinIsTerminal(std.Stdin) {
+		if f.foreground && stdinIsTerminal(std.Stdin) {
+			pass = std.Stdin // the command reads the terminal
+		} else if !stdinIsTerminal(std.Stdin) {
 			tp = newTape(std.Stdin, f.stdinMax)
 			defer tp.stop()
 		}
@@ -191,6 +218,7 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 
 	var last Outcome
 	var lastStart time.Time
+	var lastOut bytes.Buffer // --stdout last
 	attempts := 0
 	emit := func(rec attemptRecord) {
 		if f.json {
@@ -206,11 +234,8 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 		d := e.Delay.Round(time.Millisecond).String()
 		emit(attemptRecord{Attempt: e.Attempt, ExitCode: last.Code, DurationMS: ms(time.Since(lastStart)), TimedOut: last.TimedOut, NextDelay: &d})
 		if !f.quiet && !f.json {
-			what := fmt.Sprintf("exited %d", last.Code)
-			if last.TimedOut {
-				what = fmt.Sprintf("timed out after %v (exit %d)", f.timeout, last.Code)
-			}
-			fmt.Fprintf(std.Stderr, "retry: attempt %d/%s %s; next attempt in %v\n", e.Attempt, limit, what, d)
+			retryLine.Execute(std.Stderr, messageData{Attempt: e.Attempt, Limit: limit, Status: last.Code, TimedOut: last.TimedOut,
+				Delay: d, Timeout: f.timeout.String(), Command: strings.Join(argv, " ")})
 		}
 	}}
 
@@ -229,7 +254,13 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 		mu.Lock()
 		running = true
 		mu.Unlock()
-		o, err := runner.Run(ctx, Attempt{Argv: argv, Stdin: in, Stdout: std.Stdout, Stderr: std.Stderr, Timeout: f.timeout, Grace: f.grace, Signals: sigs})
+		stdout := std.Stdout
+		if f.stdout == "last" {
+			lastOut.Reset() // only the last attempt's output is passed on
+			stdout = &lastOut
+		}
+		o, err := runner.Run(ctx, Attempt{Argv: argv, Stdin: in, Stdout: stdout, Stderr: std.Stderr, Timeout: f.timeout, Grace: f.grace, Signals: sigs,
+			Stop: stopSig, Foreground: f.foreground})
 		mu.Lock()
 		running = false
 		if o.Signal != nil {
@@ -243,7 +274,7 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 		case o.Signal != nil:
 			cancel(fmt.Errorf("received %v", o.Signal))
 			return retry.Permanent(exitCodeError{o})
-		case o.Code == 0 && !o.TimedOut:
+		case !o.TimedOut && (o.Code == 0 && !f.until.set() || f.until.has(o.Code)):
 			return nil
 		case o.TimedOut:
 			return exitCodeError{o} // retryable, whatever the status
@@ -252,6 +283,9 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 		}
 		return exitCodeError{o}
 	})
+	if f.stdout == "last" {
+		std.Stdout.Write(lastOut.Bytes())
+	}
 	var gave *retry.Error
 	reason := ""
 	if errors.As(err, &gave) {
@@ -287,6 +321,8 @@ func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	onTime := errors.Is(context.Cause(ctx), errMaxTime) ||
 		(gave != nil && (gave.Reason == retry.ReasonMaxElapsed || gave.Reason == retry.ReasonDeadline || (gave.Reason == retry.ReasonMaxAttempts && last.TimedOut)))
 	switch {
+	case onTime && f.preserve:
+		return exitError{code: last.Code, err: msg} // as timeout --preserve-status
 	case onTime && last.Killed:
 		return exitError{code: ExitKilled, err: msg}
 	case onTime:
@@ -356,4 +392,61 @@ func stdinIsTerminal(r io.Reader) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// messageData is what --message's template sees.
+type messageData struct {
+	Attempt  int    // the attempt that failed
+	Limit    string // attempts in all ("∞": unlimited)
+	Status   int    // its exit status
+	TimedOut bool   // it hit --attempt-timeout
+	Delay    string // before the next attempt
+	Timeout  string // --attempt-timeout
+	Command  string
+}
+
+const defaultMessage = `retry: attempt {{.Attempt}}/{{.Limit}} {{if .TimedOut}}timed out after {{.Timeout}} (exit {{.Status}}){{else}}exited {{.Status}}{{end}}; next attempt in {{.Delay}}`
+
+// retryMessage parses --message (default: defaultMessage); a line ends it.
+func retryMessage(s string) (*template.Template, error) {
+	if s == "" {
+		s = defaultMessage
+	}
+	t, err := template.New("message").Option("missingkey=error").Parse(strings.TrimSuffix(s, "\n") + "\n")
+	if err != nil {
+		return nil, err
+	}
+	// Executed once on sample data, so that a bad field fails now, not at
+	// the first retry.
+	if err := t.Execute(io.Discard, messageData{}); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// parseSignal reads TERM, SIGTERM, term or 15.
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 1 || n > 64 {
+			return 0, fmt.Errorf("a signal number is in 1-64")
+		}
+		return syscall.Signal(n), nil
+	}
+	switch strings.TrimPrefix(strings.ToUpper(s), "SIG") {
+	case "TERM":
+		return syscall.SIGTERM, nil
+	case "INT":
+		return syscall.SIGINT, nil
+	case "HUP":
+		return syscall.SIGHUP, nil
+	case "QUIT":
+		return syscall.SIGQUIT, nil
+	case "KILL":
+		return syscall.SIGKILL, nil
+	case "USR1":
+		return syscall.SIGUSR1, nil
+	case "USR2":
+		return syscall.SIGUSR2, nil
+	}
+	return 0, fmt.Errorf("must be TERM, INT, HUP, QUIT, KILL, USR1, USR2 or a number")
 }

@@ -21,6 +21,13 @@ type Attempt struct {
 	// Signals received meanwhile are forwarded to the process group (and
 	// SIGKILL follows after Grace if it is still running).
 	Signals <-chan os.Signal
+	// Stop is the signal that ends an attempt on Timeout or at the run's
+	// end (0: SIGTERM).
+	Stop syscall.Signal
+	// Foreground runs the command in retry's own process group, so that it
+	// may read the terminal; Stop and SIGKILL then reach the command only,
+	// not its children (as timeout --foreground).
+	Foreground bool
 }
 
 // Outcome is how an attempt ended.
@@ -88,7 +95,9 @@ func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
 	cmd := exec.Command(path, a.Argv[1:]...)
 	cmd.Args[0] = a.Argv[0]
 	cmd.Stdout, cmd.Stderr = a.Stdout, a.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if !a.Foreground {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	// A reader that may block waiting for input (retry's stdin tape) is
 	// copied by our own goroutine, ended when the command exits: exec's
 	// copy would make Wait wait for input that may never come.
@@ -124,20 +133,33 @@ func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
 		}()
 	}
 	pgid := cmd.Process.Pid
+	stopSig := a.Stop
+	if stopSig == 0 {
+		stopSig = syscall.SIGTERM
+	}
+	// kill signals the command's process group, or the command alone in
+	// the foreground.
+	kill := func(sig syscall.Signal) {
+		if a.Foreground {
+			syscall.Kill(pgid, sig)
+			return
+		}
+		syscall.Kill(-pgid, sig)
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }() // always reaped: no zombies
 
 	var out Outcome
-	var timeout, kill <-chan time.Time
+	var timeout, killAt <-chan time.Time
 	if a.Timeout > 0 {
 		t := time.NewTimer(a.Timeout)
 		defer t.Stop()
 		timeout = t.C
 	}
 	startKill := func() {
-		if kill == nil {
+		if killAt == nil {
 			// Grace 0 means SIGKILL at once (--grace 0).
-			kill = time.After(max(a.Grace, 0))
+			killAt = time.After(max(a.Grace, 0))
 		}
 	}
 	ctxDone := ctx.Done()
@@ -151,30 +173,30 @@ func (execRunner) Run(ctx context.Context, a Attempt) (Outcome, error) {
 			out.Code = exitStatus(cmd.ProcessState, err)
 			// The leader is gone; make sure no member of its group lingers
 			// after a timeout or a forwarded signal.
-			if out.TimedOut || out.Signal != nil {
+			if (out.TimedOut || out.Signal != nil) && !a.Foreground {
 				syscall.Kill(-pgid, syscall.SIGKILL)
 			}
 			return out, nil
 		case <-timeout:
 			out.TimedOut = true
 			timeout = nil
-			syscall.Kill(-pgid, syscall.SIGTERM)
+			kill(stopSig)
 			startKill()
 		case s := <-a.Signals:
 			out.Signal = s
 			if sig, ok := s.(syscall.Signal); ok {
-				syscall.Kill(-pgid, sig)
+				kill(sig)
 			}
 			startKill()
 		case <-ctxDone:
 			ctxDone = nil
 			out.TimedOut = out.Signal == nil
-			syscall.Kill(-pgid, syscall.SIGTERM)
+			kill(stopSig)
 			startKill()
-		case <-kill:
-			kill = nil
+		case <-killAt:
+			killAt = nil
 			out.Killed = true
-			syscall.Kill(-pgid, syscall.SIGKILL)
+			kill(syscall.SIGKILL)
 		}
 	}
 }
