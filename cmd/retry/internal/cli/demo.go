@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -45,7 +46,8 @@ func demo(ctx context.Context, args []string, std IO) error {
 	items := fs.Int("items", 5000, "items to write per strategy (N)")
 	names := fs.String("strategies", "", "comma-separated strategies (default: all)")
 	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
-	progress := fs.String("progress", "auto", "progress bars: auto (when stderr is a terminal), always or never")
+	progress := fs.String("progress", "auto", "progress: auto (bars on a terminal, else a line every few seconds), always (bars), lines or never")
+	every := durationFlag(fs, "progress-every", 5*time.Second, "how often --progress lines prints a line")
 	metricsAddr := fs.String("metrics", "", "serve the retry metrics (OpenTelemetry, Prometheus text format) at http://`ADDR`/metrics while the demo runs, e.g. 127.0.0.1:9464; default: none")
 	latency := durationFlag(fs, "latency", time.Millisecond, "service time of each request")
 	if err := parseNoArgs(fs, args); err != nil {
@@ -62,8 +64,12 @@ func demo(ctx context.Context, args []string, std IO) error {
 		return err
 	}
 	show := *progress == "always" || (*progress == "auto" && isTerminal(std.Stderr))
-	if *progress != "auto" && *progress != "always" && *progress != "never" {
-		return usagef("demo: --progress %q: must be auto, always or never", *progress)
+	lines := *progress == "lines" || (*progress == "auto" && !isTerminal(std.Stderr))
+	if *progress != "auto" && *progress != "always" && *progress != "lines" && *progress != "never" {
+		return usagef("demo: --progress %q: must be auto, always, lines or never", *progress)
+	}
+	if *every <= 0 {
+		return usagef("demo: --progress-every %v: must be > 0", *every)
 	}
 
 	var metrics *metricsEndpoint
@@ -102,6 +108,11 @@ func demo(ctx context.Context, args []string, std IO) error {
 				mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-22s", s.Name))),
 				mpb.AppendDecorators(decor.CountersNoUnit("%d/%d"), decor.Name(" "), decor.Elapsed(decor.ET_STYLE_GO)))
 		}
+		var done atomic.Int64
+		stopLines := func() {}
+		if lines {
+			stopLines = progressLines(std.Stderr, s.Name, *items, &done, *every)
+		}
 		policy := s.New(1)
 		if metrics != nil {
 			if err := metrics.observe(policy, s.Name); err != nil {
@@ -114,11 +125,13 @@ func demo(ctx context.Context, args []string, std IO) error {
 				return &httpretry.Transport{Next: next, Policy: policy, Classify: httpretry.AWSThrottle, RetryNonIdempotent: true}
 			},
 			Progress: func(int, int) {
+				done.Add(1)
 				if bar != nil {
 					bar.Increment()
 				}
 			},
 		})
+		stopLines()
 		cnt := srv.Counters()
 		srv.Close()
 		if bar != nil {
@@ -201,4 +214,34 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressLines prints "retry: NAME: done/total (p%), elapsed" to w every every,
+// for output that is not a terminal (a CI log, a pipe), until the returned
+// func is called; that call prints the final line.
+func progressLines(w io.Writer, name string, total int, done *atomic.Int64, every time.Duration) (stop func()) {
+	start := time.Now()
+	line := func() {
+		n := done.Load()
+		fmt.Fprintf(w, "retry: %s: %d/%d (%d%%), %v\n", name, n, total, n*100/int64(max(total, 1)), time.Since(start).Round(100*time.Millisecond))
+	}
+	quit, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				line()
+			case <-quit:
+				line()
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-finished
+	}
 }

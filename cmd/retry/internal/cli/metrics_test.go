@@ -125,3 +125,20 @@ func metricValue(text, label string) int {
 	}
 	return -1
 }
+
+// TestDemoProgressLines: without a terminal the demo prints a progress
+// line every --progress-every, and a final one per strategy.
+func TestDemoProgressLines(t *testing.T) {
+	code, out, stderr := runMain(t, nil, "", "demo", "--items", "300", "--clients", "20", "--rate", "500", "--burst", "20",
+		"--strategies", "recommended", "--progress", "lines", "--progress-every", "100ms")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, stderr)
+	}
+	n := strings.Count(stderr, "retry: recommended: ")
+	if n < 3 || !strings.Contains(stderr, "300/300 (100%)") {
+		t.Errorf("%d progress lines, want a few and a final 300/300:\n%s", n, stderr)
+	}
+	if code, _, stderr := runMain(t, nil, "", "demo", "--progress", "bars"); code != ExitUsage || !strings.Contains(stderr, "--progress") {
+		t.Errorf("--progress bars: exit %d, %q", code, stderr)
+	}
+}

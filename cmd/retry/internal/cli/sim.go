@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -229,7 +230,12 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 		strategies = strategies[:2]
 	}
 	start := time.Now()
-	rows := sim.RunMatrix(ctx, *seed, *n, strategies, nil)
+	// A line on stderr every 10 s (the matrix takes minutes): the
+	// deterministic table stays on stdout.
+	var done atomic.Int64
+	stop := progressLines(std.Stderr, "matrix scenarios", *n, &done, 10*time.Second)
+	rows := sim.RunMatrix(ctx, *seed, *n, strategies, func(int) { done.Add(1) })
+	stop()
 	sums := sim.Summarize(rows, strategies)
 	// The table is deterministic for a seed; the time it took is not, so it
 	// goes to stderr (BENCHMARKS.md embeds stdout verbatim and CI compares it).
