@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -18,11 +19,20 @@ type Row struct {
 // Compare runs every strategy at every client count against the
 // throttled-service model.
 func Compare(strategies []Strategy, clients []int, items int, rate, burst float64, seed uint64) ([]Row, error) {
+	return CompareContext(context.Background(), strategies, clients, items, rate, burst, seed)
+}
+
+// CompareContext is Compare stopping early when ctx ends: it returns the
+// rows finished so far and ctx's cause.
+func CompareContext(ctx context.Context, strategies []Strategy, clients []int, items int, rate, burst float64, seed uint64) ([]Row, error) {
 	var rows []Row
 	for _, c := range clients {
 		for _, s := range strategies {
-			r, err := Throttle(ThrottleConfig{Clients: c, Items: items, Rate: rate, Burst: burst, NewPolicy: s.New, Seed: seed})
+			r, err := Throttle(ThrottleConfig{Clients: c, Items: items, Rate: rate, Burst: burst, NewPolicy: s.New, Seed: seed, Context: ctx})
 			if err != nil {
+				if ctx.Err() != nil {
+					return rows, err
+				}
 				return nil, fmt.Errorf("%s, C=%d: %w", s.Name, c, err)
 			}
 			rows = append(rows, Row{Strategy: s.Name, Clients: c, Result: r, Items: items})

@@ -7,6 +7,7 @@ package sim
 
 import (
 	"container/heap"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -33,6 +34,10 @@ type ThrottleConfig struct {
 	Seed      uint64
 	// Limit bounds the simulated time (default 10 minutes).
 	Limit time.Duration
+	// Context, if set, stops the run early (checked every few thousand
+	// events: within milliseconds of real time); Throttle then returns its
+	// error.
+	Context context.Context
 }
 
 // ThrottleResult is what one run measured.
@@ -152,7 +157,11 @@ func Throttle(cfg ThrottleConfig) (ThrottleResult, error) {
 	for i := range clients {
 		push(Epoch, i, evStart, false)
 	}
+	steps := 0
 	for q.Len() > 0 {
+		if steps++; steps%4096 == 0 && cfg.Context != nil && cfg.Context.Err() != nil {
+			return res, context.Cause(cfg.Context)
+		}
 		ev := heap.Pop(&q).(event)
 		now := ev.at
 		if now.Sub(Epoch) > limit {

@@ -172,12 +172,17 @@ func simThrottle(ctx context.Context, args []string, std IO) error {
 	if *items < 1 || !(*rate > 0) || *burst < 0 {
 		return usagef("sim throttle: need --items ≥ 1, --rate > 0 and --burst ≥ 0")
 	}
-	rows, err := sim.Compare(sim.Strategies(), cs, *items, *rate, *burst, *seed)
-	if err != nil {
+	rows, err := sim.CompareContext(ctx, sim.Strategies(), cs, *items, *rate, *burst, *seed)
+	if err != nil && ctx.Err() == nil {
 		return err
 	}
 	if err := sim.WriteText(std.Stdout, rows); err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		// Stopped by a signal: what was measured is printed, no chart.
+		fmt.Fprintf(std.Stdout, "interrupted after %d of %d runs\n", len(rows), len(cs)*len(sim.Strategies()))
+		return context.Cause(ctx)
 	}
 	var panels []panel
 	for _, c := range cs {
