@@ -3,6 +3,7 @@ module github.com/jittered/retry/cmd/retry
 go 1.26.0
 
 require (
+	github.com/guptarohit/asciigraph v0.10.0
 	github.com/jittered/retry v0.1.0
 	github.com/jittered/retry/otelretry v0.1.0
 	github.com/jittered/retry/retrytest v0.1.0

@@ -48,6 +48,7 @@ func demo(ctx context.Context, args []string, std IO) error {
 	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
 	progress := fs.String("progress", "auto", "progress: auto (bars on a terminal, else a line every few seconds), always (bars), lines or never")
 	every := durationFlag(fs, "progress-every", 5*time.Second, "how often --progress lines prints a line")
+	chart := chartFlag(fs)
 	metricsAddr := fs.String("metrics", "", "serve the retry metrics (OpenTelemetry, Prometheus text format) at http://`ADDR`/metrics while the demo runs, e.g. 127.0.0.1:9464; default: none")
 	latency := durationFlag(fs, "latency", time.Millisecond, "service time of each request")
 	if err := parseNoArgs(fs, args); err != nil {
@@ -70,6 +71,9 @@ func demo(ctx context.Context, args []string, std IO) error {
 	}
 	if *every <= 0 {
 		return usagef("demo: --progress-every %v: must be > 0", *every)
+	}
+	if err := checkChart("demo", *chart); err != nil {
+		return err
 	}
 
 	var metrics *metricsEndpoint
@@ -176,6 +180,9 @@ func demo(ctx context.Context, args []string, std IO) error {
 		}
 		panels = append(panels, panel{Title: r.name, X: "time (s)", Y: "requests / 100 ms",
 			Lines: []series{{Name: "accepted", XY: acc}, {Name: "throttled", XY: thr}}})
+	}
+	if err := showChart(std.Stdout, *chart, panels); err != nil {
+		return err
 	}
 	fmt.Fprintln(std.Stdout)
 	return chartOut(std.Stdout, *out, panels)

@@ -142,3 +142,25 @@ func TestDemoProgressLines(t *testing.T) {
 		t.Errorf("--progress bars: exit %d, %q", code, stderr)
 	}
 }
+
+// TestTerminalChart: --chart always draws the panels as text after the
+// table (no colour codes when the output is not a terminal); a bad mode
+// is refused before the run.
+func TestTerminalChart(t *testing.T) {
+	code, out, stderr := runMain(t, nil, "", "sim", "throttle", "--clients", "50", "--items", "500", "--chart", "always")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "Accepted writes per 100 ms, C = 50") || !strings.Contains(out, "— recommended") || !strings.Contains(out, "┤") {
+		t.Errorf("no chart after the table:\n%s", out)
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("colour codes written to a non-terminal:\n%q", out)
+	}
+	if code, out, _ := runMain(t, nil, "", "sim", "throttle", "--clients", "50", "--items", "500"); code != 0 || strings.Contains(out, "┤") {
+		t.Errorf("--chart auto drew a chart to a non-terminal (exit %d):\n%s", code, out)
+	}
+	if code, _, stderr := runMain(t, nil, "", "sim", "brooker", "--chart", "pie"); code != ExitUsage || !strings.Contains(stderr, "--chart") {
+		t.Errorf("--chart pie: exit %d, %q", code, stderr)
+	}
+}

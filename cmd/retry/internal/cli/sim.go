@@ -79,10 +79,14 @@ func simBrooker(ctx context.Context, args []string, std IO) error {
 	base := durationFlag(fs, "base", 5*time.Millisecond, "base delay (5ms in the post)")
 	limit := durationFlag(fs, "cap", 2*time.Second, "cap (2s in the post)")
 	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
+	chart := chartFlag(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if err := checkOut("sim brooker", *out); err != nil {
+		return err
+	}
+	if err := checkChart("sim brooker", *chart); err != nil {
 		return err
 	}
 	if *minC < 1 || *maxC < *minC || *step < 1 || *trials < 1 {
@@ -133,10 +137,14 @@ func simBrooker(ctx context.Context, args []string, std IO) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return chartOut(std.Stdout, *out, []panel{
+	panels := []panel{
 		{Title: "Work: write calls (mean of runs)", X: "clients", Y: "calls", Lines: calls},
 		{Title: "Completion time (mean of runs)", X: "clients", Y: "time (ms)", Lines: times},
-	})
+	}
+	if err := showChart(std.Stdout, *chart, panels); err != nil {
+		return err
+	}
+	return chartOut(std.Stdout, *out, panels)
 }
 
 func chartOut(w io.Writer, out string, panels []panel) error {
@@ -159,10 +167,14 @@ func simThrottle(ctx context.Context, args []string, std IO) error {
 	burst := fs.Float64("burst", 100, "service burst")
 	seed := fs.Uint64("seed", 1, "seed")
 	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
+	chart := chartFlag(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if err := checkOut("sim throttle", *out); err != nil {
+		return err
+	}
+	if err := checkChart("sim throttle", *chart); err != nil {
 		return err
 	}
 	cs, err := intList(*clients)
@@ -199,6 +211,9 @@ func simThrottle(ctx context.Context, args []string, std IO) error {
 		}
 		panels = append(panels, pn)
 	}
+	if err := showChart(std.Stdout, *chart, panels); err != nil {
+		return err
+	}
 	return chartOut(std.Stdout, *out, panels)
 }
 
@@ -220,11 +235,15 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 	seed := fs.Uint64("seed", 1, "first scenario seed (scenario i has seed+i)")
 	worst := fs.Int("worst", 10, "worst scenarios to list")
 	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
+	chart := chartFlag(fs)
 	cubic := fs.Bool("cubic", false, "also run the AWS SDK's adaptive mode (slow: its waiters poll)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if err := checkOut("sim matrix", *out); err != nil {
+		return err
+	}
+	if err := checkChart("sim matrix", *chart); err != nil {
 		return err
 	}
 	if *n < 1 || *worst < 0 {
@@ -282,5 +301,9 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 		}
 		lines = append(lines, series{Name: st.Name, XY: xy})
 	}
-	return chartOut(std.Stdout, *out, []panel{{Title: "Wall ÷ ideal over the scenario matrix (CDF; clipped at 3)", X: "wall ÷ ideal", Y: "fraction of scenarios", Lines: lines}})
+	panels := []panel{{Title: "Wall ÷ ideal over the scenario matrix (CDF; clipped at 3)", X: "wall ÷ ideal", Y: "fraction of scenarios", Lines: lines}}
+	if err := showChart(std.Stdout, *chart, panels); err != nil {
+		return err
+	}
+	return chartOut(std.Stdout, *out, panels)
 }
