@@ -7,7 +7,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
+	flag "github.com/spf13/pflag"
 )
 
 // Exit statuses of the retry command itself (a wrapped command's own status
@@ -46,6 +48,9 @@ type IO struct {
 	Stdout, Stderr io.Writer
 	// Signals delivers SIGINT, SIGTERM and SIGHUP; nil means none.
 	Signals <-chan os.Signal
+	// Getenv reads the environment (for flag defaults); nil means
+	// os.LookupEnv.
+	Getenv func(string) (string, bool)
 }
 
 // withSignals runs f with a context that the first signal on std.Signals
@@ -109,7 +114,9 @@ Usage:
   retry sim brooker|throttle [flags]       virtual-time backoff simulations
   retry serve [flags]                      a throttling, fault-injecting HTTP service
   retry version                            print the version
+  retry completion bash|zsh|fish           print a shell completion script
 
+Flags are GNU-style (--name value, --name=value, short forms such as -n).
 Run "retry COMMAND -h" for the flags and examples of each.
 `
 
@@ -151,6 +158,8 @@ func (p *Program) Main(ctx context.Context, args []string, std IO) int {
 			break
 		}
 		fmt.Fprintln(std.Stdout, "retry", version())
+	case "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+		err = p.complete(args, std)
 	case "help", "-h", "--help":
 		fmt.Fprint(std.Stdout, mainUsage)
 	default:
@@ -187,34 +196,68 @@ func version() string {
 	return "devel"
 }
 
-// newFlags returns a flag set whose errors become usage errors naming the
-// flag, and whose -h prints usage (with examples) to stdout.
+// newFlags returns a GNU-style flag set (spf13/pflag: --name, --name=value,
+// -x short forms) whose errors become usage errors naming the flag, and
+// whose -h/--help prints usage (with examples) to stdout.
 func newFlags(name, usage string, std IO) *flagSet {
 	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError)}
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {} // errors are one line (see parse); -h prints help
+	fs.SortFlags = false // in the order they are defined: most used first
 	fs.help = func() {
 		fmt.Fprint(std.Stdout, usage)
-		fs.SetOutput(std.Stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		fmt.Fprint(std.Stdout, fs.FlagUsagesWrapped(100))
 	}
 	return fs
 }
 
-// flagSet is a flag.FlagSet with its -h text.
+// flagSet is a pflag.FlagSet with its -h text.
 type flagSet struct {
 	*flag.FlagSet
 	help func()
+	// env, if set, is the prefix of environment variables that give
+	// defaults: RETRY_ATTEMPTS for --attempts (a flag on the command line
+	// wins).
+	env    string
+	getenv func(string) (string, bool)
+}
+
+// envDefaults sets each flag not given on the command line from its
+// environment variable, if set.
+func (fs *flagSet) envDefaults() error {
+	if fs.env == "" {
+		return nil
+	}
+	getenv := fs.getenv
+	if getenv == nil {
+		getenv = os.LookupEnv
+	}
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		name := fs.env + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := getenv(name); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = usagef("%s: %s=%q (the default of --%s): %v", fs.Name(), name, v, f.Name, serr)
+			}
+		}
+	})
+	return err
 }
 
 // parse parses args, turning flag errors into one-line usage errors.
 func parse(fs *flagSet, args []string) error {
+	if described(fs, args) {
+		return errDescribe
+	}
 	err := fs.Parse(args)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.help()
-		}
+	if err == nil {
+		return fs.envDefaults()
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		fs.help()
 		return err
 	}
 	return usagef("%s: %v", fs.Name(), strings.TrimSpace(err.Error()))
@@ -268,3 +311,6 @@ func durationFlag(fs *flagSet, name string, def time.Duration, usage string) *ti
 	fs.Var(durationValue{&d}, name, usage)
 	return &d
 }
+
+// Type names the value in help ("--base duration").
+func (durationValue) Type() string { return "duration" }

@@ -62,3 +62,6 @@ func (c *codeSet) has(code int) bool {
 	}
 	return false
 }
+
+// Type names the value in help ("--retry-on statuses").
+func (*codeSet) Type() string { return "statuses" }

@@ -25,8 +25,8 @@ jitter and runs it again. Standard output and error pass through. Standard
 input, when it is not a terminal, is streamed to the first attempt as it
 arrives and kept (up to --stdin-max) to replay to the next ones (from a
 terminal the command gets none: it runs in its own process group, so that
-a timeout can end it with its children). SIGINT, SIGTERM and SIGHUP are forwarded to the command's process
-group and stop the retries.
+a timeout can end it with its children). SIGINT, SIGTERM and SIGHUP are
+forwarded to the command's process group and stop the retries.
 
 Exit status (as timeout(1) and env(1)):
   the last attempt's    COMMAND ran and retry stopped (success, or gave up)
@@ -39,6 +39,10 @@ Exit status (as timeout(1) and env(1)):
   126                   COMMAND cannot be executed (the OS's reason is printed)
   127                   COMMAND not found, or its #! interpreter is missing
   128+N                 retry stopped on signal N (forwarded to COMMAND)
+
+Every flag takes its default from the environment: RETRY_ATTEMPTS=10 for
+--attempts, RETRY_ATTEMPT_TIMEOUT=30s for --attempt-timeout, and so on (a
+flag on the command line wins).
 
 Examples:
   retry run -- curl -fsS https://example.com/health
@@ -99,30 +103,34 @@ func (e exitCodeError) Error() string {
 func (p *Program) run(ctx context.Context, args []string, std IO) error {
 	var f runFlags
 	fs := newFlags("run", runUsage, std)
-	fs.IntVar(&f.attempts, "attempts", 5, "attempts in all, the first included (0: unlimited)")
+	// The first word that is not a flag starts COMMAND: its own flags
+	// (sh -c …) are not retry's.
+	fs.SetInterspersed(false)
+	fs.env, fs.getenv = "RETRY_", std.Getenv
+	fs.IntVarP(&f.attempts, "attempts", "n", 5, "attempts in all, the first included (0: unlimited)")
 	f.base = 1 * time.Second
 	fs.Var(durationValue{&f.base}, "base", "delay after the first failure")
 	f.cap = time.Minute
 	fs.Var(durationValue{&f.cap}, "cap", "longest delay")
 	fs.Float64Var(&f.multiplier, "multiplier", 2, "growth of the delay per failure (≥ 1)")
 	fs.StringVar(&f.jitter, "jitter", "full", "none, full, equal or decorrelated")
-	fs.Var(durationValue{&f.maxTime}, "max-time", "a hard limit on the whole run: no wait past it, and a running attempt is ended then (0: none)")
-	fs.Var(durationValue{&f.timeout}, "attempt-timeout", "end an attempt after this long: SIGTERM, then SIGKILL after --grace (0: none)")
+	fs.VarP(durationValue{&f.maxTime}, "max-time", "m", "a hard limit on the whole run: no wait past it, and a running attempt is ended then (0: none)")
+	fs.VarP(durationValue{&f.timeout}, "attempt-timeout", "t", "end an attempt after this long: SIGTERM, then SIGKILL after --grace (0: none)")
 	f.grace = 5 * time.Second
-	fs.Var(durationValue{&f.grace}, "grace", "time between SIGTERM and SIGKILL (0: SIGKILL at once)")
+	fs.VarP(durationValue{&f.grace}, "grace", "k", "time between SIGTERM and SIGKILL (0: SIGKILL at once)")
 	fs.Var(&f.retryOn, "retry-on", "retry only these exit statuses (e.g. 1,75,100-110; repeatable; default: any non-zero)")
 	fs.Var(&f.stopOn, "stop-on", "never retry these exit statuses (repeatable)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the schedule and exit")
 	fs.StringVar(&f.stdin, "stdin", "replay", "standard input: replay (streamed to the first attempt, kept for the next; none from a terminal), pass (each attempt reads on from where the last stopped) or none")
 	f.stdinMax = defaultStdinMax
 	fs.Var(sizeValue{&f.stdinMax}, "stdin-max", "how much standard input to keep for replay (e.g. 64MiB, 1GiB); past it the first attempt still gets it all, retries cannot")
-	fs.Var(&f.until, "until", "exit statuses that count as success (e.g. 0,3; repeatable; default: 0)")
-	fs.StringVar(&f.signal, "signal", "TERM", "the signal that ends an attempt on --attempt-timeout or --max-time (TERM, INT, HUP, QUIT, USR1, USR2 or a number)")
+	fs.VarP(&f.until, "until", "u", "exit statuses that count as success (e.g. 0,3; repeatable; default: 0)")
+	fs.StringVarP(&f.signal, "signal", "s", "TERM", "the signal that ends an attempt on --attempt-timeout or --max-time (TERM, INT, HUP, QUIT, USR1, USR2 or a number)")
 	fs.BoolVar(&f.preserve, "preserve-status", false, "when giving up on time, exit with the command's own status instead of 124/137")
 	fs.BoolVar(&f.foreground, "foreground", false, "run the command in retry's process group so that it can read the terminal (timeouts then reach the command only, not its children)")
 	fs.StringVar(&f.stdout, "stdout", "all", "all (every attempt's output passes through) or last (only the last attempt's, written when it ends)")
 	fs.StringVar(&f.message, "message", "", "the retry line, as a Go template with .Attempt .Limit .Status .TimedOut .Delay .Command (default: \"retry: attempt 1/5 exited 1; next attempt in 1s\")")
-	fs.BoolVar(&f.quiet, "quiet", false, "print nothing of retry's own")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing of retry's own")
 	fs.BoolVar(&f.json, "json", false, "one JSON object per attempt on stderr")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed for the jitter (0: random)")
 	if err := parse(fs, args); err != nil {

@@ -130,3 +130,6 @@ var serveFlags = strings.NewReplacer(
 func cliWords(err error) string {
 	return strings.ReplaceAll(serveFlags.Replace(err.Error()), "\n", "; ")
 }
+
+// Type names the value in help ("--outage window").
+func (*outageList) Type() string { return "window" }

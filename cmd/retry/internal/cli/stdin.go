@@ -164,6 +164,14 @@ func (v sizeValue) String() string {
 	if v.n == nil {
 		return ""
 	}
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if *v.n >= u.m && *v.n%u.m == 0 {
+			return strconv.FormatInt(*v.n/u.m, 10) + u.suffix
+		}
+	}
 	return strconv.FormatInt(*v.n, 10)
 }
 
@@ -185,3 +193,6 @@ func (v sizeValue) Set(s string) error {
 	*v.n = n * mult
 	return nil
 }
+
+// Type names the value in help ("--stdin-max size").
+func (sizeValue) Type() string { return "size" }
