@@ -2,6 +2,7 @@ package sim
 
 import (
 	"container/heap"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -308,6 +309,12 @@ func RunScenario(s Scenario, newPolicy func(seed uint64) *retry.Policy) (Scenari
 // RunScenarioTrace is RunScenario calling trace every period of simulated
 // time with the attempts sent, accepted and throttled in that period.
 func RunScenarioTrace(s Scenario, newPolicy func(seed uint64) *retry.Policy, period time.Duration, trace func(at time.Duration, sent, accepted, throttled int)) (ScenarioResult, error) {
+	return runScenario(context.Background(), s, newPolicy, period, trace)
+}
+
+// runScenario is RunScenarioTrace stopping early, with ctx's cause, when
+// ctx ends (checked every few thousand events).
+func runScenario(ctx context.Context, s Scenario, newPolicy func(seed uint64) *retry.Policy, period time.Duration, trace func(at time.Duration, sent, accepted, throttled int)) (ScenarioResult, error) {
 	if len(s.Clients) == 0 || !(s.Capacity > 0) || s.RTT <= 0 {
 		return ScenarioResult{}, fmt.Errorf("sim: invalid scenario: %v", s)
 	}
@@ -389,7 +396,11 @@ func RunScenarioTrace(s Scenario, newPolicy func(seed uint64) *retry.Policy, per
 	done := 0
 	var nextTrace time.Duration
 	var tSent, tAcc, tThr int
+	steps := 0
 	for q.Len() > 0 {
+		if steps++; steps%4096 == 0 && ctx.Err() != nil {
+			return res, context.Cause(ctx)
+		}
 		ev := heap.Pop(&q).(mev)
 		now := ev.at
 		t := now.Sub(Epoch)

@@ -20,7 +20,8 @@ type MatrixRow struct {
 }
 
 // RunMatrix runs scenarios seeds first..first+n-1 for every strategy, on
-// all CPUs. progress, if set, is called after each scenario. It stops early,
+// all CPUs. progress, if set, is called after each scenario. It stops early
+// (within milliseconds: a running scenario is cut short and left out),
 // returning what it has, when ctx ends.
 func RunMatrix(ctx context.Context, first uint64, n int, strategies []Strategy, progress func(done int)) []MatrixRow {
 	rows := make([]MatrixRow, n)
@@ -40,9 +41,12 @@ func RunMatrix(ctx context.Context, first uint64, n int, strategies []Strategy, 
 				sc := RandomScenario(first + uint64(i))
 				row := MatrixRow{Scenario: sc}
 				for _, st := range strategies {
-					r, err := RunScenario(sc, st.New)
+					r, err := runScenario(ctx, sc, st.New, 0, nil)
 					row.Results = append(row.Results, r)
 					row.Errs = append(row.Errs, err)
+				}
+				if ctx.Err() != nil {
+					return // a scenario cut short is left out
 				}
 				mu.Lock()
 				rows[i] = row

@@ -395,6 +395,7 @@ func TestDemoAndSimStopOnSignal(t *testing.T) {
 		{[]string{"demo", "--items", "100000", "--clients", "50", "--progress", "never"}, syscall.SIGINT, "interrupted after 0 of"},
 		{[]string{"sim", "brooker", "--trials", "100000", "--min-clients", "10", "--max-clients", "20"}, syscall.SIGTERM, "interrupted at"},
 		{[]string{"sim", "throttle", "--clients", "1000", "--items", "200000"}, syscall.SIGINT, "interrupted after"},
+		{[]string{"sim", "matrix", "--scenarios", "500"}, syscall.SIGTERM, "scenarios (seeds"},
 	} {
 		t.Run(c.args[0], func(t *testing.T) {
 			sigs := make(chan os.Signal, 1)

@@ -104,7 +104,14 @@ func simBrooker(ctx context.Context, args []string, std IO) error {
 		fmt.Fprintf(tw, "%s calls\t%s time\t", s.Name, s.Name)
 	}
 	fmt.Fprintln(tw)
-	for c := *minC; c <= *maxC; c += *step {
+	// The table is printed at the end (aligned): without a terminal, a
+	// progress line every 5 s on stderr meanwhile.
+	var done atomic.Int64
+	if !isTerminal(std.Stderr) {
+		stop := progressLines(std.Stderr, "brooker client counts", (*maxC-*minC) / *step + 1, &done, 5*time.Second)
+		defer stop()
+	}
+	for c := *minC; c <= *maxC; c, _ = c+*step, done.Add(1) {
 		if ctx.Err() != nil {
 			// Interrupted: the rows so far are printed, no chart.
 			if err := tw.Flush(); err != nil {
