@@ -454,3 +454,25 @@ func TestGoodputTrickleRegainsWithTime(t *testing.T) {
 		t.Errorf("after 4 s of silence the rate is %.3f/s, want one send per Interval (10/s)", r)
 	}
 }
+
+// TestLimiterSetAll yields every key held, once, with its limiter.
+func TestLimiterSetAll(t *testing.T) {
+	s, err := retry.NewLimiterSet(retry.LimiterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*retry.AdaptiveLimiter{"a": s.Get("a"), "b": s.Get("b"), "c": s.Get("c")}
+	got := map[string]*retry.AdaptiveLimiter{}
+	for k, l := range s.All() {
+		if _, dup := got[k]; dup {
+			t.Errorf("key %q yielded twice", k)
+		}
+		got[k] = l
+	}
+	if len(got) != 3 || got["a"] != want["a"] || got["b"] != want["b"] || got["c"] != want["c"] {
+		t.Errorf("All yielded %v, want %v", got, want)
+	}
+	for range s.All() {
+		break // stopping early is allowed
+	}
+}

@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"iter"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -142,6 +143,14 @@ func (s *LimiterSet) GetAt(now time.Time, key string) *AdaptiveLimiter {
 
 // Len returns the number of keys held.
 func (s *LimiterSet) Len() int { return int(s.n.Load()) }
+
+// All yields each key held and its limiter (in no particular order), for
+// reporting (gauges of each key's rate); it does not mark keys used.
+func (s *LimiterSet) All() iter.Seq2[string, *AdaptiveLimiter] {
+	return func(yield func(string, *AdaptiveLimiter) bool) {
+		s.m.Range(func(k, v any) bool { return yield(k.(string), v.(*setEntry).l) })
+	}
+}
 
 func (s *LimiterSet) evict(now int64) {
 	s.m.Range(func(k, v any) bool {

@@ -39,6 +39,7 @@
 //	retry.limiter.rate       gauge     {attempt}/s the send rate while limiting      retry.limiter and WithAttributes
 //	                                              (ObserveLimiter)
 //	retry.limiter.limiting   gauge     (none)     1 while limiting, else 0           retry.limiter and WithAttributes
+//	                                              (ObserveLimiterSet adds retry.limiter.key: one series per key held)
 //
 // Attribute values: retry.outcome is "success" or "gave_up"; retry.kind is
 // "throttle", "transient" or "timeout" (retry.Kind); retry.reason is
@@ -87,10 +88,12 @@ const (
 	ReasonKey    = attribute.Key("retry.reason")
 	BudgetKey    = attribute.Key("retry.budget")
 	LimiterKey   = attribute.Key("retry.limiter")
-	AttemptKey   = attribute.Key("retry.attempt")
-	AttemptsKey  = attribute.Key("retry.attempts")
-	DelayKey     = attribute.Key("retry.delay")
-	ErrorTypeKey = attribute.Key("error.type")
+	// LimiterKeyKey is the key of a LimiterSet's limiter (ObserveLimiterSet).
+	LimiterKeyKey = attribute.Key("retry.limiter.key")
+	AttemptKey    = attribute.Key("retry.attempt")
+	AttemptsKey   = attribute.Key("retry.attempts")
+	DelayKey      = attribute.Key("retry.delay")
+	ErrorTypeKey  = attribute.Key("error.type")
 )
 
 // Bucket boundaries: attempts per call (the schedules' usual limits), and
@@ -341,6 +344,49 @@ func ObserveBudget(b *retry.Budget, name string, opts ...Option) (metric.Registr
 	}, g)
 }
 
+// ObserveLimiterSet is ObserveLimiter for every key of s (awsretry.New's
+// limiters per service, operation and resource; httpretry's per host),
+// with retry.limiter = name and retry.limiter.key = the key. The set
+// evicts idle keys, which bounds the series.
+func ObserveLimiterSet(s *retry.LimiterSet, name string, opts ...Option) (metric.Registration, error) {
+	if s == nil {
+		return nil, errors.New("otelretry: ObserveLimiterSet: nil *retry.LimiterSet")
+	}
+	c := newConfig(opts)
+	m := c.meter()
+	rate, on, err := limiterGauges(m)
+	if err != nil {
+		return nil, err
+	}
+	return m.RegisterCallback(func(_ context.Context, ob metric.Observer) error {
+		for key, l := range s.All() {
+			observeLimiter(ob, rate, on, l, metric.WithAttributeSet(attribute.NewSet(append(c.attrs, LimiterKey.String(name), LimiterKeyKey.String(key))...)))
+		}
+		return nil
+	}, rate, on)
+}
+
+func limiterGauges(m metric.Meter) (metric.Float64ObservableGauge, metric.Int64ObservableGauge, error) {
+	rate, err1 := m.Float64ObservableGauge("retry.limiter.rate", metric.WithUnit("{attempt}/s"),
+		metric.WithDescription("The adaptive limiter's send rate, while it limits."))
+	on, err2 := m.Int64ObservableGauge("retry.limiter.limiting",
+		metric.WithDescription("1 while the adaptive limiter limits, 0 while it is calm."))
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, nil, fmt.Errorf("otelretry: creating limiter gauges: %w", err)
+	}
+	return rate, on, nil
+}
+
+func observeLimiter(ob metric.Observer, rate metric.Float64ObservableGauge, on metric.Int64ObservableGauge, l *retry.AdaptiveLimiter, set metric.ObserveOption) {
+	r, limiting := l.Rate()
+	v := int64(0)
+	if limiting {
+		v = 1
+		ob.ObserveFloat64(rate, r, set)
+	}
+	ob.ObserveInt64(on, v, set)
+}
+
 // ObserveLimiter reports l's send rate (retry.limiter.rate, observed only
 // while it limits) and whether it limits (retry.limiter.limiting, 1 or 0),
 // with retry.limiter = name. Unregister the returned Registration when l is
@@ -351,22 +397,13 @@ func ObserveLimiter(l *retry.AdaptiveLimiter, name string, opts ...Option) (metr
 	}
 	c := newConfig(opts)
 	m := c.meter()
-	rate, err1 := m.Float64ObservableGauge("retry.limiter.rate", metric.WithUnit("{attempt}/s"),
-		metric.WithDescription("The adaptive limiter's send rate, while it limits."))
-	on, err2 := m.Int64ObservableGauge("retry.limiter.limiting",
-		metric.WithDescription("1 while the adaptive limiter limits, 0 while it is calm."))
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("otelretry: creating limiter gauges: %w", err)
+	rate, on, err := limiterGauges(m)
+	if err != nil {
+		return nil, err
 	}
 	set := metric.WithAttributeSet(attribute.NewSet(append(c.attrs, LimiterKey.String(name))...))
 	return m.RegisterCallback(func(_ context.Context, ob metric.Observer) error {
-		r, limiting := l.Rate()
-		v := int64(0)
-		if limiting {
-			v = 1
-			ob.ObserveFloat64(rate, r, set)
-		}
-		ob.ObserveInt64(on, v, set)
+		observeLimiter(ob, rate, on, l, set)
 		return nil
 	}, rate, on)
 }

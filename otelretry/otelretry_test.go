@@ -352,3 +352,35 @@ func TestObserveNil(t *testing.T) {
 		t.Error("ObserveLimiter(nil) succeeded")
 	}
 }
+
+// TestObserveLimiterSet: one series per key, each with its own state.
+func TestObserveLimiterSet(t *testing.T) {
+	r := newRig(t)
+	set, err := retry.NewLimiterSet(retry.LimiterConfig{MinRate: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Get("orders").Observe(retry.OutcomeThrottled)
+	set.Get("users")
+	reg, err := otelretry.ObserveLimiterSet(set, "dynamodb", otelretry.WithMeterProvider(r.mp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Unregister()
+	g := r.collect(t)["retry.limiter.limiting"].(metricdata.Gauge[int64])
+	byKey := map[string]int64{}
+	for _, dp := range g.DataPoints {
+		k, _ := dp.Attributes.Value(otelretry.LimiterKeyKey)
+		n, _ := dp.Attributes.Value(otelretry.LimiterKey)
+		if n.AsString() != "dynamodb" {
+			t.Errorf("retry.limiter = %q", n.AsString())
+		}
+		byKey[k.AsString()] = dp.Value
+	}
+	if len(byKey) != 2 || byKey["orders"] != 1 || byKey["users"] != 0 {
+		t.Errorf("retry.limiter.limiting by key %v, want orders 1, users 0", byKey)
+	}
+	if _, err := otelretry.ObserveLimiterSet(nil, "x"); err == nil {
+		t.Error("ObserveLimiterSet(nil) succeeded")
+	}
+}
