@@ -726,7 +726,16 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 			// Headroom/(1+Headroom) of the answers should be throttles. The
 			// start-up storm's fraction would make every later throttle of
 			// a client that gets few answers a deep cut.
-			l.measured, l.frac = true, l.c.Headroom/(1+l.c.Headroom)
+			l.frac = l.c.Headroom / (1 + l.c.Headroom)
+			// It is a measure only if the pace could carry a send in the
+			// period. When the first throttle is seen before the calm
+			// start's accepted answers (200 calls at once to a 1000/s
+			// service, burst 100), the pace starts near zero and the
+			// period's answers all come from that burst, bunched at its
+			// start: about 20 accepted though 100 per 100 ms would be.
+			// That says only "at least this much": slow start goes on from
+			// there (it took 0.9 s to regain the capacity).
+			l.measured = max(float64(l.sent), r*p.Seconds()) >= 1
 		} else {
 			l.setRate(l.c.Beta * max(r, float64(n)/p.Seconds()))
 			l.refused = l.rate // no blind growth past a rate refused outright

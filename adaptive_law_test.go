@@ -51,6 +51,14 @@ func measured(t *testing.T) (*retry.AdaptiveLimiter, time.Time) {
 	return l, now
 }
 
+// calm feeds l a second of perRate accepted answers per second from at,
+// as a calm limiter counts them.
+func calm(l *retry.AdaptiveLimiter, at time.Time, perRate int) {
+	for i := range perRate {
+		l.ObserveAt(at.Add(time.Duration(i)*time.Second/time.Duration(perRate)), retry.OutcomeAccepted)
+	}
+}
+
 func near(t *testing.T, what string, got, want float64) {
 	t.Helper()
 	if math.Abs(got-want) > 1e-6*math.Max(1, math.Abs(want)) {
@@ -388,11 +396,13 @@ func TestGoodputSlowStart(t *testing.T) {
 // Probe·10/(answers per Interval): at 20/s (2 per Interval), 5 %.
 func TestGoodputLowRateBoost(t *testing.T) {
 	l := mustLimiter(t, retry.LimiterConfig{})
-	l.ObserveAt(t0, retry.OutcomeThrottled)
-	r := period(t, l, t0, 0, 2, 1) // first measure: 20/s accepted
+	calm(l, t0, 20) // a second at 20 answers/s: the pace is a real one
+	start := t0.Add(time.Second)
+	l.ObserveAt(start, retry.OutcomeThrottled)
+	r := period(t, l, start, 0, 2, 1) // first measure: 20/s accepted
 	want := 20*1.03 + 20*0.15/math.Sqrt(25)
 	near(t, "first measure", r, want)
-	now := t0.Add(100 * time.Millisecond)
+	now := start.Add(100 * time.Millisecond)
 	prev := r
 	r = period(t, l, now, 3, 2, 0)
 	g := 0.01 * 10 / (prev * 0.1)
@@ -426,7 +436,8 @@ func TestGoodputCutsFromTheTrafficNotAnIdleRate(t *testing.T) {
 // periods within that second leave it alone.
 func TestGoodputTrickleRegainsWithTime(t *testing.T) {
 	l := mustLimiter(t, retry.LimiterConfig{})
-	now := t0
+	calm(l, t0, 20) // a second at 20 answers/s: the pace is a real one
+	now := t0.Add(time.Second)
 	l.ObserveAt(now, retry.OutcomeThrottled)
 	period(t, l, now, 0, 1, 1) // first measure: 10/s accepted
 	for range 3 {              // throttles only: cut towards a trickle
@@ -475,4 +486,21 @@ func TestLimiterSetAll(t *testing.T) {
 	for range s.All() {
 		break // stopping early is allowed
 	}
+}
+
+// TestGoodputFirstWaveIsNoMeasure: when the first throttle is seen before
+// the calm start's accepted answers (a burst of calls at once), the pace
+// starts near zero; the answers of the next period come from that burst,
+// not from the pace, and say only "at least this much": slow start goes on
+// (it doubles) instead of settling there and probing up by 1 %, 2 %, …
+// (it took 0.9 s to regain 1000/s over real gRPC).
+func TestGoodputFirstWaveIsNoMeasure(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	l.ObserveAt(t0, retry.OutcomeThrottled) // before any accepted answer: pace at the floor
+	r := period(t, l, t0, 0, 19, 80)        // the burst's answers: 19 accepted
+	near(t, "set from what was accepted", r, 190*1.03+190*0.15/math.Sqrt(25))
+	now := t0.Add(100 * time.Millisecond)
+	prev := r
+	r = period(t, l, now, int(prev/10)+5, 20, 0) // paced, all accepted
+	near(t, "slow start doubles", r, 2*prev)
 }
