@@ -15,19 +15,26 @@ import (
 	"github.com/jittered/retry/otelretry"
 )
 
-// TestThroughHTTPRetry: the one-line wiring into httpretry, over real HTTP
-// on loopback: a server answers 429 twice, then 200; the request's span
-// gets the retry events and the metrics count the throttles.
-func TestThroughHTTPRetry(t *testing.T) {
+// failTwice serves on loopback: status to the first two requests, 200 after.
+func failTwice(t *testing.T, status int) *httptest.Server {
+	t.Helper()
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if n.Add(1) <= 2 {
-			w.WriteHeader(http.StatusTooManyRequests)
+			w.WriteHeader(status)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestThroughHTTPRetry: the one-line wiring into httpretry, over real HTTP
+// on loopback: a server answers 429 twice, then 200; the request's span
+// gets the retry events and the metrics count the throttles.
+func TestThroughHTTPRetry(t *testing.T) {
+	srv := failTwice(t, http.StatusTooManyRequests)
 	r := newRig(t)
 	obs, err := otelretry.New(otelretry.WithMeterProvider(r.mp), otelretry.WithOperation("GET /item"))
 	if err != nil {
@@ -81,15 +88,7 @@ func (s spanPerAttempt) RoundTrip(req *http.Request) (*http.Response, error) {
 // an instrumentation span each: the first carries no resend count, the
 // next 1 and 2, as the HTTP semantic conventions ask.
 func TestResendCountOnEachAttemptsSpan(t *testing.T) {
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		if n.Add(1) <= 2 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer srv.Close()
+	srv := failTwice(t, http.StatusServiceUnavailable)
 	r := newRig(t)
 	client := &http.Client{Transport: &httpretry.Transport{
 		Policy: &retry.Policy{MaxAttempts: 5, Backoff: retry.Constant{Interval: time.Millisecond}},
