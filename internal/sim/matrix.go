@@ -82,7 +82,8 @@ func (s Scenario) String() string {
 
 // RandomScenario draws a scenario from the matrix's ranges: capacity 5 to
 // 50,000/s (log-uniform), burst 0–1 s, RTT 1–10 ms, 1–2000 writers, K = 1–16
-// clients with equal or unequal shares and staggered starts, a service
+// clients with equal or unequal shares and staggered starts (or starts
+// 0–5 ms apart, as processes started together), a service
 // already saturated at the start, ×¼ and ×4 capacity steps, outages,
 // Retry-After hints and 0–10 % transient errors. The work is sized for an
 // ideal run of 8–30 s (at most 300,000 items).
@@ -155,6 +156,15 @@ func RandomScenario(seed uint64) Scenario {
 	if u() < 0.5 {
 		s.ErrorRate = 0.1 * u()
 	}
+	if k > 1 && !stagger {
+		// Clients that start "together" are processes started together:
+		// a few milliseconds apart, so that one's first wave meets the
+		// service's bucket before another's. (Drawn last, so that the
+		// other draws of a seed stay as they were.)
+		for i := range s.Clients {
+			s.Clients[i].Start = time.Duration(u() * float64(5*time.Millisecond))
+		}
+	}
 	return s
 }
 
@@ -188,9 +198,10 @@ func (s *Scenario) down(t time.Duration) bool {
 // shorter than any client's own writers can do the work: one attempt per
 // RTT per writer, 1/(1−ErrorRate) attempts per item, and after each
 // injected error the first retry's mean sleep, which every strategy of the
-// matrix pays (full jitter over CompareBase: CompareBase/2). Without that
-// last term, a scenario whose few writers spend their time sleeping out
-// errors was charged to the limiter although plain backoff took as long.
+// matrix pays (full jitter over CompareBase: CompareBase/2), with no progress
+// while the service is down. Without those terms, a scenario whose few writers spend
+// their time sleeping out errors, or waiting out an outage, was charged to
+// the limiter although plain backoff took as long.
 func (s *Scenario) Ideal() time.Duration {
 	total := 0
 	var worst time.Duration
@@ -198,8 +209,8 @@ func (s *Scenario) Ideal() time.Duration {
 	perItem := (float64(s.RTT) + e*float64(CompareBase/2)) / (1 - e)
 	for _, c := range s.Clients {
 		total += c.Items
-		w := c.Start + time.Duration(float64(c.Items)/float64(c.Writers)*perItem)
-		worst = max(worst, w)
+		busy := time.Duration(float64(c.Items) / float64(c.Writers) * perItem)
+		worst = max(worst, s.upFor(c.Start, busy))
 	}
 	need := float64(total) / (1 - s.ErrorRate)
 	got := 0.0
@@ -218,6 +229,20 @@ func (s *Scenario) Ideal() time.Duration {
 		}
 	}
 	return max(t, worst)
+}
+
+// upFor is when, starting at from, the service has been up for d: a
+// client's writers make no progress during an outage, so an outage inside
+// a client's own busy span lengthens its bound by its overlap.
+func (s *Scenario) upFor(from, d time.Duration) time.Duration {
+	end := from + d
+	for _, o := range s.Outages { // in time order, disjoint
+		if o.To <= from || o.From >= end {
+			continue
+		}
+		end += o.To - max(o.From, from)
+	}
+	return end
 }
 
 // JainMinAnswers is the smallest fair share, in accepted answers over the
@@ -250,8 +275,9 @@ type ScenarioResult struct {
 	// No limiter that starts calm can prevent them.
 	FirstWave int
 	// Per client: attempts accepted (or failed after admission) and
-	// throttled.
+	// throttled, and when its last item ended.
 	ClientAccepted, ClientThrottled []int
+	ClientFinish                    []time.Duration
 }
 
 // WallRatio is Wall ÷ Ideal.
@@ -486,6 +512,10 @@ func runScenario(ctx context.Context, s Scenario, newPolicy func(seed uint64) *r
 			res.Wall = max(res.Wall, t)
 			push(now, int(ev.writer), evStart, 0)
 		}
+	}
+
+	for _, c := range clients {
+		res.ClientFinish = append(res.ClientFinish, c.finish)
 	}
 
 	// fairness while every client was busy

@@ -167,12 +167,7 @@ func (s StrategySummary) Misses() []string {
 func WriteMatrix(w io.Writer, sums []StrategySummary) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "strategy\twall÷ideal median\tp95\tworst\tattempts/write median\tworst\t1+throttles/write median\tworst\tJain worst\tp5\trecover ×4 p95\tworst\trecover ×¼ p95\tworst\tfailures\t")
-	f := func(v float64) string {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return "—"
-		}
-		return fmt.Sprintf("%.3f", v)
-	}
+	f := fmtF
 	sec := func(v float64) string {
 		if math.IsNaN(v) {
 			return "—"
@@ -261,4 +256,79 @@ func fmtJain(j float64) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.3f", j)
+}
+
+// ServiceClass names the kind of service and share a scenario gives each
+// client, the split that explains most of the matrix's tail.
+type ServiceClass int
+
+// Service classes, by the service's bucket at its base capacity and the
+// capacity per client.
+const (
+	NoBurst     ServiceClass = iota // bucket under 3 tokens
+	SmallBurst                      // bucket 3–10 tokens
+	SmallShares                     // bucket ≥ 10 tokens, under 10 writes/s per client
+	Ordinary                        // bucket ≥ 10 tokens, ≥ 10 writes/s per client
+	nServiceClasses
+)
+
+func (c ServiceClass) String() string {
+	return [...]string{"bucket < 3 tokens", "bucket 3–10 tokens", "bucket ≥ 10, < 10/s per client", "bucket ≥ 10, ≥ 10/s per client"}[c]
+}
+
+// Class returns the scenario's service class.
+func (s *Scenario) Class() ServiceClass {
+	switch bucket := s.Burst * s.Capacity; {
+	case bucket < 3:
+		return NoBurst
+	case bucket < 10:
+		return SmallBurst
+	case s.Capacity/float64(len(s.Clients)) < 10:
+		return SmallShares
+	}
+	return Ordinary
+}
+
+// WriteClasses writes, per service class, the distribution of wall ÷ ideal
+// and of 1 + throttles per write for strategy i beside strategy base, its
+// failures and its losses against base.
+func WriteClasses(w io.Writer, rows []MatrixRow, strategies []Strategy, i, base int) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "service class\tscenarios\tstrategy\twall÷ideal median\tp95\tworst\t1+throttles/write median\tp95\tworst\tfailures\tlosses\t\n")
+	for c := range nServiceClasses {
+		var sel []MatrixRow
+		for _, r := range rows {
+			if r.Scenario.Class() == c {
+				sel = append(sel, r)
+			}
+		}
+		for j, k := range []int{i, base} {
+			var wall, thr []float64
+			fails := 0
+			for _, r := range sel {
+				if r.Errs[k] != nil {
+					wall = append(wall, math.Inf(1))
+					continue
+				}
+				wall = append(wall, r.Results[k].WallRatio())
+				thr = append(thr, r.Results[k].ThrottleCost())
+				fails += r.Results[k].Failures
+			}
+			wd, td := dist(wall, true), dist(thr, true)
+			name, n, loss := "", "", ""
+			if j == 0 {
+				name, n, loss = c.String(), fmt.Sprint(len(sel)), fmt.Sprint(Losses(sel, i, base))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", name, n, strategies[k].Name,
+				fmtF(wd.Median), fmtF(wd.P95), fmtF(wd.Worst), fmtF(td.Median), fmtF(td.P95), fmtF(td.Worst), fails, loss)
+		}
+	}
+	return tw.Flush()
+}
+
+func fmtF(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "—"
+	}
+	return fmt.Sprintf("%.3f", v)
 }

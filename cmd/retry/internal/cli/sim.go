@@ -286,6 +286,10 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 	}
 	fmt.Fprintf(std.Stdout, "\nscenarios where %s took > 5%% longer than %s (failing no fewer writes): %d of %d\n",
 		sums[0].Name, sums[1].Name, sim.Losses(rows, 0, 1), len(rows))
+	fmt.Fprintf(std.Stdout, "\nby service class (the bucket at base capacity; the capacity per client):\n")
+	if err := sim.WriteClasses(std.Stdout, rows, strategies, 0, 1); err != nil {
+		return err
+	}
 	if *worst > 0 {
 		fmt.Fprintf(std.Stdout, "\nworst %d for %s:\n", *worst, sums[0].Name)
 		sim.WriteWorst(std.Stdout, rows, strategies, 0, 1, *worst)
