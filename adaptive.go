@@ -21,7 +21,12 @@ const (
 	//   - slow start, until a throttled period has accepted something: the
 	//     rate doubles per period that brought an accepted answer (or
 	//     blind, no further than the rate last refused outright); a period
-	//     of throttles only halves what was actually sent;
+	//     of throttles only halves what was actually sent, and so does the
+	//     first wave (the period in which limiting began, holding the
+	//     answers to more than twice the sends its pace could carry: every
+	//     writer's first attempt at once), whatever the service accepted of
+	//     it — which of a burst's sends it accepts depends on which came
+	//     first, not on this client's share;
 	//   - a throttled period sets rate·(1+Headroom)·(1−p) + a, p the
 	//     throttled fraction smoothed over about 50 answers (but never more
 	//     than this period's), never below Beta·rate;
@@ -43,9 +48,10 @@ const (
 	// client (a binomial law, increase ∝ rate^½ against a decrease ∝ rate:
 	// Bansal and Balakrishnan 2001; Chiu and Jain 1989 for why a purely
 	// multiplicative law would keep the ratio between clients).
-	// BENCHMARKS.md measures it over the scenario matrix: clients that start
-	// together share fairly; a client that joins a service others saturate
-	// converges slowly.
+	// BENCHMARKS.md measures it over the scenario matrix and with separate
+	// processes: clients that start together share fairly (once the first
+	// wave is not taken for a measure); a client that joins a service
+	// others saturate converges slowly.
 	//
 	// No state waits on an event that may never come: every period ends by
 	// time, on any call. After CalmAfter without a throttle while the rate
@@ -114,6 +120,9 @@ const (
 	// fairFloor: the additive term's relative size is at most
 	// Fairness/√fairFloor, so that it stays small at low rates.
 	fairFloor = 25
+	// waveMin: a first wave holds more than twice this many answers (see
+	// decide), so that a few answers at a low pace are not one.
+	waveMin = 2
 	// maxGrowth is the largest growth factor of one quiet period.
 	maxGrowth = 2.0
 	// smoothAnswers: the throttled fraction is smoothed over about this
@@ -255,6 +264,7 @@ type limiterState struct {
 	waited      bool      // some caller waited in line in the period
 	lastThrot   time.Time // end of the last throttled period
 	lastAnswer  time.Time // when the last answer came
+	first       bool      // the period in which limiting began is open
 	markCount   int64     // answered count at the last calm mark
 	calmRate    float64   // answered rate over the last full calm window
 }
@@ -652,6 +662,7 @@ func (l *AdaptiveLimiter) goodputObserve(now time.Time, o Outcome) {
 		l.setRate(max(l.calmRate, cur))
 		l.limiting.Store(true)
 		l.measured = false
+		l.first = true
 		l.frac, l.refused = 0, math.MaxFloat64
 		l.quiet = 0
 		l.issued, l.served, l.lastServe = 0, 0, now
@@ -714,13 +725,21 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 		w := float64(n) / float64(n+smoothAnswers)
 		l.frac += w * (f - l.frac)
 	}
+	// The period in which limiting began holds the answers to sends made
+	// before it. If they are more than twice what the pace could carry, they
+	// are a first wave (every writer's first attempt at once), and which of
+	// them the service accepted says how it ordered a burst — which
+	// process's sends came first — not what it accepts of this client's
+	// pace.
+	wave := l.first && float64(n) > 2*max(float64(l.sent), r*p.Seconds(), waveMin)
+	l.first = false
 	switch {
 	case l.thr > 0 && !l.measured:
 		// The first throttled periods: the rate was a guess; take what the
 		// service accepted. A period with nothing accepted measures
 		// nothing, only "less": halve what was actually sent (answers
 		// include attempts sent before limiting began).
-		if acc := float64(l.acc) / p.Seconds(); l.acc > 0 {
+		if acc := float64(l.acc) / p.Seconds(); l.acc > 0 && !wave {
 			l.setRate(acc*(1+l.c.Headroom) + l.fair(acc, p))
 			// The rate is now set from what was accepted: at it, about
 			// Headroom/(1+Headroom) of the answers should be throttles. The
@@ -728,17 +747,20 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 			// a client that gets few answers a deep cut.
 			l.frac = l.c.Headroom / (1 + l.c.Headroom)
 			// It is a measure only if the pace could carry a send in the
-			// period. When the first throttle is seen before the calm
-			// start's accepted answers (200 calls at once to a 1000/s
-			// service, burst 100), the pace starts near zero and the
-			// period's answers all come from that burst, bunched at its
-			// start: about 20 accepted though 100 per 100 ms would be.
-			// That says only "at least this much": slow start goes on from
-			// there (it took 0.9 s to regain the capacity).
+			// period: otherwise the answers came from sends made before,
+			// and say only "at least this much"; slow start goes on.
 			l.measured = max(float64(l.sent), r*p.Seconds()) >= 1
 		} else {
+			// Nothing accepted, or a first wave: start from half of what
+			// was sent. A wave's rate is the same for clients with the
+			// same writers; taking each one's accepted share of it started
+			// eight processes of 25 writers at 11–244 writes/s on a
+			// 1000/s service, and the law keeps ratios for seconds: some
+			// finished at 0.24 of the ideal time, others at 1.2.
 			l.setRate(l.c.Beta * max(r, float64(n)/p.Seconds()))
-			l.refused = l.rate // no blind growth past a rate refused outright
+			if l.acc == 0 {
+				l.refused = l.rate // no blind growth past a rate refused outright
+			}
 		}
 		l.quiet = 0
 		l.lastThrot = end

@@ -2,6 +2,7 @@ package retry_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -491,16 +492,85 @@ func TestLimiterSetAll(t *testing.T) {
 // TestGoodputFirstWaveIsNoMeasure: when the first throttle is seen before
 // the calm start's accepted answers (a burst of calls at once), the pace
 // starts near zero; the answers of the next period come from that burst,
-// not from the pace, and say only "at least this much": slow start goes on
-// (it doubles) instead of settling there and probing up by 1 %, 2 %, …
-// (it took 0.9 s to regain 1000/s over real gRPC).
+// not from the pace (100 answers where the pace carries none): the rate
+// starts from half the wave's rate, and slow start goes on (it doubles)
+// instead of settling at the 190/s accepted of the burst and probing up by
+// 1 %, 2 %, … (that took 0.9 s to regain 1000/s over real gRPC).
 func TestGoodputFirstWaveIsNoMeasure(t *testing.T) {
 	l := mustLimiter(t, retry.LimiterConfig{})
 	l.ObserveAt(t0, retry.OutcomeThrottled) // before any accepted answer: pace at the floor
 	r := period(t, l, t0, 0, 19, 80)        // the burst's answers: 19 accepted
-	near(t, "set from what was accepted", r, 190*1.03+190*0.15/math.Sqrt(25))
+	near(t, "half the wave's 1000/s", r, 500)
 	now := t0.Add(100 * time.Millisecond)
 	prev := r
 	r = period(t, l, now, int(prev/10)+5, 20, 0) // paced, all accepted
+	near(t, "slow start doubles", r, 2*prev)
+}
+
+// TestGoodputFirstWaveIsTheSameForEqualClients: two processes of 25
+// writers start together; the service accepts 20 of one's first wave and 1
+// of the other's (which sends came first). Both must leave the wave at the
+// same rate: each one's accepted share of it (200/s against 10/s) used to be
+// its starting rate, and the law keeps ratios for seconds — over real HTTP,
+// eight processes finished at 0.24–1.2 of the ideal time.
+func TestGoodputFirstWaveIsTheSameForEqualClients(t *testing.T) {
+	rates := make([]float64, 2)
+	for i, acc := range []int{20, 1} {
+		l := mustLimiter(t, retry.LimiterConfig{})
+		calm(l, t0.Add(-time.Second), 100) // a second at 100 answers/s before the wave
+		l.ObserveAt(t0, retry.OutcomeThrottled)
+		rates[i] = period(t, l, t0, 0, acc, 25-acc) // 26 answers: the wave
+	}
+	if rates[0] != rates[1] {
+		t.Errorf("after the same wave of 26 answers, 20 and 1 accepted: rates %.1f and %.1f, want equal", rates[0], rates[1])
+	}
+	near(t, "half the wave's 260/s", rates[0], 130)
+}
+
+// TestGoodputOnlyTheFirstPeriodIsAWave: the wave rule reads the period in
+// which limiting began, and only it. A first period of throttles only
+// (halved, refused), then a period of many answers, some accepted, is a
+// measure: the rate is set from what was accepted. After a wave that had
+// accepted answers, slow start may grow blind (nothing was refused
+// outright); after one with none, not past the refused rate.
+func TestGoodputOnlyTheFirstPeriodIsAWave(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	calm(l, t0.Add(-time.Second), 100)
+	l.ObserveAt(t0, retry.OutcomeThrottled)
+	r0, _ := l.Rate()              // the calm measure, about 100/s
+	r := period(t, l, t0, 0, 0, 3) // 4 throttles: not a wave (pace 10/period), refused
+	near(t, "all refused: half the rate", r, r0/2)
+	now := t0.Add(100 * time.Millisecond)
+	r = period(t, l, now, 0, 30, 30) // 60 answers, 30 accepted: a measure
+	near(t, "measured from what was accepted", r, 300*1.03+300*0.15/math.Sqrt(30))
+
+	for _, acc := range []int{5, 0} {
+		l := mustLimiter(t, retry.LimiterConfig{})
+		calm(l, t0.Add(-time.Second), 100)
+		l.ObserveAt(t0, retry.OutcomeThrottled)
+		r := period(t, l, t0, 0, acc, 25-acc) // a wave of 26 answers
+		near(t, "half the wave", r, 130)
+		r = period(t, l, t0.Add(100*time.Millisecond), 20, 0, 0) // no answers, binding
+		want := 130.0                                            // capped at the refused rate
+		if acc > 0 {
+			want = 260 // blind slow start
+		}
+		near(t, fmt.Sprintf("blind growth after a wave with %d accepted", acc), r, want)
+	}
+}
+
+// TestGoodputSlowPaceIsNoMeasure: a first throttled period too small to be
+// a wave, at a pace that could not carry one send in it (5/s: half a send
+// per period), answered by sends made before — 2 accepted — sets the rate
+// from them but measures nothing: slow start goes on (doubles) instead of
+// probing by 1 %, 2 %, ….
+func TestGoodputSlowPaceIsNoMeasure(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	calm(l, t0.Add(-time.Second), 5)
+	l.ObserveAt(t0, retry.OutcomeThrottled)
+	r := period(t, l, t0, 0, 2, 0) // 3 answers: no wave; 20/s accepted
+	near(t, "set from what was accepted", r, 20*1.03+20*0.15/math.Sqrt(25))
+	prev := r
+	r = period(t, l, t0.Add(100*time.Millisecond), 5, 3, 0) // paced, all accepted
 	near(t, "slow start doubles", r, 2*prev)
 }
