@@ -178,10 +178,11 @@ func TestGoodputJoinsSaturatedService(t *testing.T) {
 	s := scenario(2, 100, 1000, 20000)
 	s.Clients[1].Start = 4 * time.Second
 	r := runScenario(t, s)
-	// Issue goal: Jain ≥ 0.95. Measured: 1.041× ideal, Jain 0.518 — the
-	// newcomer starts from its small measured share and the additive term
-	// converges slowly. This guards the current level; issue 10 stays open.
-	if r.WallRatio() > 1.15 || r.AttemptsPerItem() > 1.15 || r.Failures != 0 || !(r.Jain >= 0.45) {
+	// Issue goal: Jain ≥ 0.95. Measured: 1.017× ideal, Jain 0.887. It was
+	// 0.518 while the newcomer took its accepted share of its first wave
+	// (a few of its 100 first attempts) as its rate, and the additive term
+	// converges slowly from there; it now starts from half the wave's rate.
+	if r.WallRatio() > 1.15 || r.AttemptsPerItem() > 1.15 || r.Failures != 0 || !(r.Jain >= 0.8) {
 		t.Errorf("join a saturated service: wall÷ideal %.3f attempts/write %.3f failures %d Jain %.3f", r.WallRatio(), r.AttemptsPerItem(), r.Failures, r.Jain)
 	}
 }
@@ -192,7 +193,7 @@ func TestGoodputJoinsSaturatedService(t *testing.T) {
 func TestGoodputIndependentClients(t *testing.T) {
 	for _, k := range []int{4, 16} {
 		r := runScenario(t, scenario(k, 400/k+5, 1000, 20000))
-		// Measured: K=4 1.008× ideal, Jain 0.956; K=16 1.010×, Jain 0.939
+		// Measured: K=4 1.010× ideal, Jain 0.941; K=16 1.007×, Jain 0.937
 		// (goal 0.95).
 		if r.WallRatio() > 1.1 || r.AttemptsPerItem() > 1.25 || r.Failures != 0 || !(r.Jain >= 0.88) {
 			t.Errorf("K=%d: wall÷ideal %.3f attempts/write %.3f failures %d Jain %.3f", k, r.WallRatio(), r.AttemptsPerItem(), r.Failures, r.Jain)
