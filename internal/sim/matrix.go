@@ -275,9 +275,8 @@ type ScenarioResult struct {
 	// No limiter that starts calm can prevent them.
 	FirstWave int
 	// Per client: attempts accepted (or failed after admission) and
-	// throttled, and when its last item ended.
+	// throttled.
 	ClientAccepted, ClientThrottled []int
-	ClientFinish                    []time.Duration
 }
 
 // WallRatio is Wall ÷ Ideal.
@@ -512,10 +511,6 @@ func runScenario(ctx context.Context, s Scenario, newPolicy func(seed uint64) *r
 			res.Wall = max(res.Wall, t)
 			push(now, int(ev.writer), evStart, 0)
 		}
-	}
-
-	for _, c := range clients {
-		res.ClientFinish = append(res.ClientFinish, c.finish)
 	}
 
 	// fairness while every client was busy

@@ -155,6 +155,9 @@ func TestServiceClasses(t *testing.T) {
 			t.Errorf("C=%g burst=%g: class %v, want %v", c.capacity, c.burst, got, c.want)
 		}
 	}
+	if got := nServiceClasses.String(); got != "ServiceClass(4)" {
+		t.Errorf("an out-of-range class prints %q", got)
+	}
 	rows := RunMatrix(context.Background(), 1, 6, []Strategy{{"recommended", Recommended}, {"full jitter", MatrixStrategies()[1].New}}, nil)
 	var b strings.Builder
 	if err := WriteClasses(&b, rows, []Strategy{{Name: "recommended"}, {Name: "full jitter"}}, 0, 1); err != nil {

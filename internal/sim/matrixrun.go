@@ -167,7 +167,6 @@ func (s StrategySummary) Misses() []string {
 func WriteMatrix(w io.Writer, sums []StrategySummary) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "strategy\twall÷ideal median\tp95\tworst\tattempts/write median\tworst\t1+throttles/write median\tworst\tJain worst\tp5\trecover ×4 p95\tworst\trecover ×¼ p95\tworst\tfailures\t")
-	f := fmtF
 	sec := func(v float64) string {
 		if math.IsNaN(v) {
 			return "—"
@@ -176,8 +175,8 @@ func WriteMatrix(w io.Writer, sums []StrategySummary) error {
 	}
 	for _, s := range sums {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", s.Name,
-			f(s.Wall.Median), f(s.Wall.P95), f(s.Wall.Worst), f(s.Attempts.Median), f(s.Attempts.Worst), f(s.AfterWave.Median), f(s.AfterWave.Worst),
-			f(s.Jain.Worst), f(s.Jain.P95), sec(s.RecoverUp.P95), sec(s.RecoverUp.Worst), sec(s.RecoverDown.P95), sec(s.RecoverDown.Worst), s.Failures)
+			fmtF(s.Wall.Median), fmtF(s.Wall.P95), fmtF(s.Wall.Worst), fmtF(s.Attempts.Median), fmtF(s.Attempts.Worst), fmtF(s.AfterWave.Median), fmtF(s.AfterWave.Worst),
+			fmtF(s.Jain.Worst), fmtF(s.Jain.P95), sec(s.RecoverUp.P95), sec(s.RecoverUp.Worst), sec(s.RecoverDown.P95), sec(s.RecoverDown.Worst), s.Failures)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -273,6 +272,9 @@ const (
 )
 
 func (c ServiceClass) String() string {
+	if c < 0 || c >= nServiceClasses {
+		return fmt.Sprintf("ServiceClass(%d)", int(c))
+	}
 	return [...]string{"bucket < 3 tokens", "bucket 3–10 tokens", "bucket ≥ 10, < 10/s per client", "bucket ≥ 10, ≥ 10/s per client"}[c]
 }
 
