@@ -26,7 +26,10 @@ const (
 	//     answers to more than twice the sends its pace could carry: every
 	//     writer's first attempt at once), whatever the service accepted of
 	//     it — which of a burst's sends it accepts depends on which came
-	//     first, not on this client's share;
+	//     first, not on this client's share. A client whose periods hold
+	//     one answer each never sees both kinds in one period: its first
+	//     period of throttles after an accepted answer takes the accepted
+	//     rate since limiting began as the measure;
 	//   - a throttled period sets rate·(1+Headroom)·(1−p) + a, p the
 	//     throttled fraction smoothed over about 50 answers (but never more
 	//     than this period's), never below Beta·rate;
@@ -254,19 +257,21 @@ type limiterState struct {
 	lastServe time.Time
 
 	// Goodput's control state
-	measured    bool      // a throttled period has measured the share
-	frac        float64   // the throttled fraction, smoothed
-	refused     float64   // slow start: the rate of the last period refused outright
-	quiet       int       // quiet, binding periods since the last throttle
-	periodStart time.Time // start of the current decision period
-	acc, thr    int       // answers in the period
-	sent        int       // slots granted in the period
-	waited      bool      // some caller waited in line in the period
-	lastThrot   time.Time // end of the last throttled period
-	lastAnswer  time.Time // when the last answer came
-	first       bool      // the period in which limiting began is open
-	markCount   int64     // answered count at the last calm mark
-	calmRate    float64   // answered rate over the last full calm window
+	measured    bool          // a throttled period has measured the share
+	frac        float64       // the throttled fraction, smoothed
+	refused     float64       // slow start: the rate of the last period refused outright
+	quiet       int           // quiet, binding periods since the last throttle
+	periodStart time.Time     // start of the current decision period
+	acc, thr    int           // answers in the period
+	sent        int           // slots granted in the period
+	waited      bool          // some caller waited in line in the period
+	lastThrot   time.Time     // end of the last throttled period
+	lastAnswer  time.Time     // when the last answer came
+	first       bool          // the period in which limiting began is open
+	cumAcc      int           // unmeasured: accepted answers since the first period
+	cumDur      time.Duration // unmeasured: the span they came in
+	markCount   int64         // answered count at the last calm mark
+	calmRate    float64       // answered rate over the last full calm window
 }
 
 // NewAdaptiveLimiter returns a limiter, or an error naming a field out of
@@ -663,6 +668,7 @@ func (l *AdaptiveLimiter) goodputObserve(now time.Time, o Outcome) {
 		l.limiting.Store(true)
 		l.measured = false
 		l.first = true
+		l.cumAcc, l.cumDur = 0, 0
 		l.frac, l.refused = 0, math.MaxFloat64
 		l.quiet = 0
 		l.issued, l.served, l.lastServe = 0, 0, now
@@ -732,6 +738,7 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 	// process's sends came first — not what it accepts of this client's
 	// pace.
 	wave := l.first && float64(n) > 2*max(float64(l.sent), r*p.Seconds(), waveMin)
+	firstP := l.first
 	l.first = false
 	switch {
 	case l.thr > 0 && !l.measured:
@@ -751,13 +758,35 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 			// and say only "at least this much"; slow start goes on.
 			l.measured = max(float64(l.sent), r*p.Seconds()) >= 1
 		} else {
-			// Nothing accepted, or a first wave: start from half of what
-			// was sent. A wave's rate is the same for clients with the
-			// same writers; taking each one's accepted share of it started
-			// eight processes of 25 writers at 11–244 writes/s on a
-			// 1000/s service, and the law keeps ratios for seconds: some
-			// finished at 0.24 of the ideal time, others at 1.2.
-			l.setRate(l.c.Beta * max(r, float64(n)/p.Seconds()))
+			switch {
+			case firstP:
+				// Nothing accepted, or a first wave: start from half of
+				// what was sent, answers included (they hold attempts sent
+				// before limiting began). A wave's rate is the same for
+				// clients with the same writers; taking each one's
+				// accepted share of it started eight processes of 25
+				// writers at 11–244 writes/s on a 1000/s service, and the
+				// law keeps ratios for seconds: some finished at 0.24 of
+				// the ideal time, others at 1.2.
+				l.setRate(l.c.Beta * max(r, float64(n)/p.Seconds()))
+			case l.cumAcc > 0:
+				// Throttles only, after periods that brought accepted
+				// answers but no throttle: a client of one answer per
+				// period, which never sees both in one. Its share is the
+				// accepted rate over the periods since limiting began.
+				acc := float64(l.cumAcc) / (l.cumDur + p).Seconds()
+				l.setRate(acc*(1+l.c.Headroom) + l.fair(acc, p))
+				l.frac = l.c.Headroom / (1 + l.c.Headroom)
+				l.measured = true
+			default:
+				// Refused outright: halve what was sent in the period, or
+				// the rate if less. (Halving answers/Interval instead —
+				// one answer in 100 ms counts as 10/s — held one-answer
+				// clients at 5/s for good: thirteen one-writer processes
+				// on a 9/s service were 80 % throttled, as with no
+				// limiter at all.)
+				l.setRate(l.c.Beta * min(r, float64(max(l.sent, n))/p.Seconds()))
+			}
 			if l.acc == 0 {
 				l.refused = l.rate // no blind growth past a rate refused outright
 			}
@@ -788,11 +817,6 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 		}
 	case !l.measured && l.acc > 0:
 		l.setRate(r * maxGrowth) // slow start: double per accepted period
-	case !l.measured && n == 0:
-		// Slow start without answers yet (a service saturated by others
-		// answers nothing but throttles): grow blind, but not past the rate
-		// last refused outright.
-		l.setRate(min(r*maxGrowth, max(r, l.refused)))
 	case l.acc == 0 && r*p.Seconds() < 1 && end.Sub(l.lastAnswer) >= silentFor:
 		// A trickle (under one send per period: a client squeezed by
 		// others) that has heard nothing, not even a throttle, for
@@ -802,6 +826,12 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 		// instead, by the low-rate boost's step per period, up to one
 		// send per period; throttles, if the squeeze goes on, cut it again.
 		l.setRate(min(r*(1+l.c.Probe*lowRateAnswers), 1/p.Seconds()))
+	case !l.measured && n == 0:
+		// Slow start without answers yet (a service saturated by others
+		// answers nothing but throttles): grow blind, but not past the rate
+		// last refused outright. (After the trickle rule: a client refused
+		// down to a trickle, never measured, would otherwise stay there.)
+		l.setRate(min(r*maxGrowth, max(r, l.refused)))
 	case l.acc == 0:
 		// No evidence either way: the rate stays.
 	default:
@@ -813,6 +843,14 @@ func (l *AdaptiveLimiter) decide(end time.Time, p time.Duration) {
 		g := l.c.Probe * math.Pow(2, float64(l.quiet-1))
 		g = max(g, l.c.Probe*lowRateAnswers/(r*p.Seconds()))
 		l.setRate(r*(1+min(g, maxGrowth-1)) + l.fair(r, p))
+	}
+	// Until measured, count accepted answers over the periods that sent or
+	// heard something (after the first, whose answers are older sends).
+	if l.measured || firstP {
+		l.cumAcc, l.cumDur = 0, 0
+	} else if binding || n > 0 {
+		l.cumAcc += l.acc
+		l.cumDur += p
 	}
 	l.acc, l.thr, l.sent, l.waited = 0, 0, 0, false
 }

@@ -575,3 +575,94 @@ func TestGoodputSlowPaceIsNoMeasure(t *testing.T) {
 	r = period(t, l, t0.Add(100*time.Millisecond), 5, 3, 0) // paced, all accepted
 	near(t, "slow start doubles", r, 2*prev)
 }
+
+// TestGoodputOneAnswerPeriodsHaveNoFloor: a client whose periods hold one
+// answer each, every one a throttle (a one-writer process among many on a
+// small service), halves what it sends each period until it is told
+// otherwise. It used to halve max(rate, answers/Interval) — one answer in
+// 100 ms counted as 10/s — and so sat at 5/s forever: thirteen such
+// clients on a 9/s service were 80 % throttled, as without a limiter.
+func TestGoodputOneAnswerPeriodsHaveNoFloor(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	calm(l, t0.Add(-time.Second), 20)
+	l.ObserveAt(t0, retry.OutcomeThrottled)
+	r := period(t, l, t0, 0, 0, 1) // the first period: 2 throttles, no wave
+	near(t, "first period, all refused", r, 10)
+	now := t0
+	for i := range 8 {
+		now = now.Add(100 * time.Millisecond)
+		prev := r
+		r = period(t, l, now, 1, 0, 1)
+		near(t, fmt.Sprintf("one throttle in period %d", i+2), r, math.Max(prev/2, 0.05)) // MinRate
+	}
+	if r >= 1 {
+		t.Errorf("after 8 periods of one throttle each the rate is %.3f/s; want it below 1/s", r)
+	}
+}
+
+// TestGoodputMeasuresAcrossSparsePeriods: a client that never gets an
+// accepted answer and a throttle in the same period (one answer per
+// period) is measured over the periods since limiting began: the first
+// throttle after an accepted answer sets the rate from the accepted rate
+// over that span, and the law then probes instead of doubling.
+func TestGoodputMeasuresAcrossSparsePeriods(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	calm(l, t0.Add(-time.Second), 20)
+	l.ObserveAt(t0, retry.OutcomeThrottled)
+	r := period(t, l, t0, 0, 0, 1)
+	near(t, "first period, all refused", r, 10)
+	now := t0.Add(100 * time.Millisecond)
+	r = period(t, l, now, 1, 1, 0)
+	near(t, "unmeasured, accepted: slow start doubles", r, 20)
+	now = now.Add(100 * time.Millisecond)
+	r = period(t, l, now, 1, 0, 1) // 1 accepted over the last 200 ms: 5/s
+	near(t, "measured across two periods", r, 5*1.03+5*0.15/5)
+	now = now.Add(100 * time.Millisecond)
+	prev := r
+	r = period(t, l, now, 1, 1, 0)
+	g := 0.01 * 10 / (prev * 0.1) // the low-rate probe, not slow start
+	near(t, "then probes", r, prev*(1+g)+prev*0.15/5)
+}
+
+// TestGoodputUnmeasuredTrickleRegains: a client refused outright until it
+// is a trickle, never measured, that then hears nothing for a second
+// regains with time as a measured one does; blind growth alone is capped
+// at the rate last refused, which would hold it there for good.
+func TestGoodputUnmeasuredTrickleRegains(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	calm(l, t0.Add(-time.Second), 20)
+	l.ObserveAt(t0, retry.OutcomeThrottled)
+	period(t, l, t0, 0, 0, 1)
+	now := t0
+	for range 6 { // 10/s halved six times: 0.156/s
+		now = now.Add(100 * time.Millisecond)
+		period(t, l, now, 1, 0, 1)
+	}
+	low, _ := l.Rate()
+	for range 30 {
+		now = now.Add(100 * time.Millisecond)
+		period(t, l, now, 0, 0, 0)
+	}
+	if r, _ := l.Rate(); r < 5*low {
+		t.Errorf("3 s of silence after being refused down to %.3f/s: rate %.3f/s; want it regained (≥ %.3f/s)", low, r, 5*low)
+	}
+}
+
+// TestGoodputSparseMeasureSkipsIdlePeriods: periods in which the client
+// sent nothing and heard nothing (no work) are not part of the span its
+// accepted rate is measured over.
+func TestGoodputSparseMeasureSkipsIdlePeriods(t *testing.T) {
+	l := mustLimiter(t, retry.LimiterConfig{})
+	calm(l, t0.Add(-time.Second), 20)
+	l.ObserveAt(t0, retry.OutcomeThrottled)
+	period(t, l, t0, 0, 0, 1)
+	now := t0.Add(100 * time.Millisecond)
+	period(t, l, now, 1, 1, 0)
+	for range 5 { // idle: no sends, no answers
+		now = now.Add(100 * time.Millisecond)
+		period(t, l, now, 0, 0, 0)
+	}
+	now = now.Add(100 * time.Millisecond)
+	r := period(t, l, now, 1, 0, 1) // 1 accepted over 200 ms of work: 5/s
+	near(t, "measured over the periods with work", r, 5*1.03+5*0.15/5)
+}
