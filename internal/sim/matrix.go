@@ -253,6 +253,10 @@ func (s *Scenario) upFor(from, d time.Duration) time.Duration {
 // by 15 clients gives each about one answer per 4 s.
 const JainMinAnswers = 100
 
+// SettleTime is how long after the last change a scenario is taken to be
+// in steady state, for ScenarioResult.JainSteady.
+const SettleTime = 3 * time.Second
+
 // ScenarioResult is what one scenario measured for one strategy.
 type ScenarioResult struct {
 	Wall, Ideal time.Duration
@@ -265,6 +269,10 @@ type ScenarioResult struct {
 	// (NaN when K = 1, that span is under 2 s, or a client's fair share
 	// in it is under JainMinAnswers).
 	Jain float64
+	// JainSteady is the same index in steady state: from SettleTime after
+	// the last change (a client's start, a capacity step, the end of
+	// background load or of an outage) until the first client finishes.
+	JainSteady float64
 	// RecoverUp is the time from a ×4 capacity step until a 100 ms slot
 	// accepted ≥ 90 % of the new capacity; RecoverDown, from a ×¼ step until
 	// a 100 ms slot sent ≤ 110 % of it. −1 when not measured (no such step,
@@ -292,6 +300,17 @@ func (r ScenarioResult) AttemptsPerItem() float64 { return float64(r.Attempts) /
 func (r ScenarioResult) ThrottleCost() float64 {
 	return 1 + float64(r.Throttled-r.FirstWave)/float64(r.Items)
 }
+
+// client is one client's state in a scenario run.
+type client struct {
+	p          *retry.Policy
+	next, done int
+	finish     time.Duration
+	accepted   []int // per 100 ms slot
+}
+
+// slot is the 100 ms slot t falls in.
+func slot(t time.Duration) int { return int(t / (100 * time.Millisecond)) }
 
 // evArrive: an attempt reaches the service.
 const evArrive evKind = 100
@@ -379,12 +398,6 @@ func runScenario(ctx context.Context, s Scenario, newPolicy func(seed uint64) *r
 		run    retry.Run
 		sent   bool // has sent its first attempt
 	}
-	type client struct {
-		p          *retry.Policy
-		next, done int
-		finish     time.Duration
-		accepted   []int // per 100 ms slot
-	}
 	clients := make([]client, len(s.Clients))
 	var writers []writer
 	for k, c := range s.Clients {
@@ -400,7 +413,6 @@ func runScenario(ctx context.Context, s Scenario, newPolicy func(seed uint64) *r
 	res.Items = total
 	res.ClientAccepted = make([]int, len(s.Clients))
 	res.ClientThrottled = make([]int, len(s.Clients))
-	slot := func(t time.Duration) int { return int(t / (100 * time.Millisecond)) }
 	var sentSlots, accSlots []int
 	bump := func(v *[]int, i int) {
 		for len(*v) <= i {
@@ -513,35 +525,16 @@ func runScenario(ctx context.Context, s Scenario, newPolicy func(seed uint64) *r
 		}
 	}
 
-	// fairness while every client was busy
-	res.Jain = math.NaN()
+	// fairness while every client was busy, and in steady state
+	res.Jain, res.JainSteady = math.NaN(), math.NaN()
 	if len(clients) > 1 {
 		var from, to time.Duration = 0, time.Duration(math.MaxInt64)
 		for k, c := range clients {
 			from = max(from, s.Clients[k].Start)
 			to = min(to, c.finish)
 		}
-		from += time.Second // warm-up
-		if to-from >= 2*time.Second {
-			i0, i1 := slot(from), slot(to)
-			x := make([]float64, len(clients))
-			demand := make([]float64, len(clients))
-			sum := 0.0
-			for k, c := range clients {
-				for i := i0; i < i1 && i < len(c.accepted); i++ {
-					x[k] += float64(c.accepted[i])
-				}
-				sum += x[k]
-				demand[k] = float64(s.Clients[k].Writers) / s.RTT.Seconds() * (to - from).Seconds()
-			}
-			fair := waterfill(sum, demand)
-			if slices.Min(fair) >= JainMinAnswers {
-				for k := range x {
-					x[k] /= fair[k]
-				}
-				res.Jain = jain(x)
-			}
-		}
+		res.Jain = s.jainOver(clients, from+time.Second, to) // 1 s of warm-up
+		res.JainSteady = s.jainOver(clients, s.settled(from, to), to)
 	}
 	// recovery after steps
 	for i, st := range s.Steps {
@@ -581,6 +574,58 @@ func runScenario(ctx context.Context, s Scenario, newPolicy func(seed uint64) *r
 		}
 	}
 	return res, nil
+}
+
+// jainOver is Jain's index of the clients' accepted answers in [from, to),
+// each divided by its max-min fair share of their sum (NaN if the span is
+// under 2 s or a fair share under JainMinAnswers). A client's demand is
+// what its writers can send: one attempt per RTT each, plus the mean sleep
+// after an injected error.
+func (s *Scenario) jainOver(clients []client, from, to time.Duration) float64 {
+	if to-from < 2*time.Second {
+		return math.NaN()
+	}
+	perAttempt := s.RTT.Seconds() + s.ErrorRate*(CompareBase/2).Seconds()
+	i0, i1 := slot(from), slot(to)
+	x := make([]float64, len(clients))
+	demand := make([]float64, len(clients))
+	sum := 0.0
+	for k, c := range clients {
+		for i := i0; i < i1 && i < len(c.accepted); i++ {
+			x[k] += float64(c.accepted[i])
+		}
+		sum += x[k]
+		demand[k] = float64(s.Clients[k].Writers) / perAttempt * (to - from).Seconds()
+	}
+	fair := waterfill(sum, demand)
+	if slices.Min(fair) < JainMinAnswers {
+		return math.NaN()
+	}
+	for k := range x {
+		x[k] /= fair[k]
+	}
+	return jain(x)
+}
+
+// settled is when, in a span [from, to) in which every client is busy,
+// steady state begins: SettleTime after the last client's start, capacity
+// step, end of background load or end of an outage before to.
+func (s *Scenario) settled(from, to time.Duration) time.Duration {
+	last := from
+	for _, st := range s.Steps {
+		if st.At < to {
+			last = max(last, st.At)
+		}
+	}
+	if s.Saturated && s.BackgroundFor < to {
+		last = max(last, s.BackgroundFor)
+	}
+	for _, o := range s.Outages {
+		if o.To < to {
+			last = max(last, o.To)
+		}
+	}
+	return last + SettleTime
 }
 
 // waterfill returns the max-min fair split of capacity among demands.
