@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Runs every test of every module. First installs what the tests need (the
 # pinned dynalite, a DynamoDB-compatible server, with npm ci from the
-# committed lockfile), then runs go vet, staticcheck (a tool directive of
+# committed lockfile; Debian's redis-server), then runs go vet, staticcheck (a tool directive of
 # tools/dev: no global install) and go test -race in each module of go.work,
 # and last the release check (scripts/release-check.sh: every published
 # module installs from a file proxy as a user would). Exits non-zero if
 # anything fails.
 #
 # Set RETRY_REQUIRE_DYNALITE=1 (CI does) to make the dynalite tests fail
-# rather than skip when node or dynalite is missing.
+# rather than skip when node or dynalite is missing, and
+# RETRY_REQUIRE_REDIS=1 for the redisretry tests and redis-server (which
+# this script installs with apt-get when run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if ! command -v redis-server >/dev/null 2>&1; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "=== apt-get install redis-server (the redisretry tests start it)"
+		apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+	else
+		echo "=== redis-server not found: the redisretry tests will skip (or fail if RETRY_REQUIRE_REDIS=1); install Debian's redis-server"
+	fi
+fi
 if command -v npm >/dev/null 2>&1; then
 	echo "=== npm ci (tools/dynalite)"
 	(cd tools/dynalite && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

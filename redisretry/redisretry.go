@@ -1,0 +1,639 @@
+// Package redisretry shares one adaptive limiter among every process that
+// names the same resource, through Redis: a fleet of pods writing to one
+// DynamoDB table, the workers of a batch job calling one API, back off as
+// one client instead of each learning the resource's capacity alone.
+//
+// A Limiter is a retry.Limiter: set it as Policy.Limiter (or pass it to
+// httpretry and awsretry as any limiter) and nothing else changes. Its state
+// — the fleet's send rate and a shared line of send slots (GCRA) — lives in
+// one Redis hash per resource key, updated atomically by a server-side
+// script (EVALSHA, reloaded by itself after SCRIPT FLUSH or a restart). The
+// rate follows the retry package's Goodput law applied to the answers of the
+// whole fleet, and the key expires when the resource goes unused.
+//
+// It costs no Redis round trip per attempt:
+//
+//   - while the fleet is calm (nothing throttled for a while), attempts go
+//     out at once, as with no limiter; each process reports its answers
+//     once per Interval, from a background goroutine;
+//   - while the fleet is limiting, a process leases send slots in batches
+//     (up to Lease of the fleet's rate per round trip) and reports its
+//     answers with each lease.
+//
+// Redis is never a single point of failure. Every Redis command is bounded
+// by Timeout and by the caller's deadline; when one fails, the process
+// falls back to its local limiter (by default the retry package's robust
+// Goodput limiter, kept learning from this process's answers all along) and
+// tries Redis again every RetryAfter, rejoining the fleet when it answers.
+// State found in Redis that is not the limiter's (a key of another type,
+// fields that are not numbers in range) is reset, never trusted.
+package redisretry
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jittered/retry"
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed step.lua
+var stepSource string
+
+// stepScript is the one server-side script: report answers, close the
+// fleet's periods, lease slots. go-redis runs it by EVALSHA and falls back
+// to EVAL (which caches it again) when Redis answers NOSCRIPT.
+var stepScript = redis.NewScript(stepSource)
+
+// Config configures a Limiter. Zero fields take the defaults given for
+// each; Key is required.
+type Config struct {
+	// Key names the resource the fleet shares (a table, a queue, a host):
+	// every process that uses the same Key (and Prefix) shares one limiter.
+	Key string
+	// Prefix is prepended to Key to form the Redis key (default
+	// "retry:limiter:").
+	Prefix string
+
+	// Interval is the fleet's decision period (default 200 ms; 10 ms to
+	// 10 s). Each process reports its answers once per Interval while the
+	// fleet is calm and four times per Interval while it is limiting, so
+	// that a period's answers reach it at most a quarter period late: with
+	// Goodput's 100 ms (and reports once per period) the fleet heard of
+	// throttles a period late, overshot and cut by turns (4 processes on a
+	// 200/s service: 50–85 % of attempts throttled, against 20–30 % at
+	// 200 ms).
+	Interval time.Duration
+	// CalmAfter is how long without a throttle, the rate not binding, before
+	// the fleet stops limiting (default 2 s, as Goodput).
+	CalmAfter time.Duration
+	// Headroom, Probe and Beta are Goodput's (defaults 0.03, 0.01, 0.5;
+	// see retry.LimiterConfig).
+	Headroom, Probe, Beta float64
+	// Burst is how much unused rate the fleet's line keeps as credit
+	// (default 50 ms of the rate, as Goodput's Burst).
+	Burst time.Duration
+	// Lease is how much of the fleet's rate one round trip may lease to one
+	// process (default 50 ms of the rate, at least one slot): larger leases
+	// mean fewer round trips and coarser sharing.
+	Lease time.Duration
+
+	// Timeout bounds each Redis command (default 100 ms); a command that
+	// fails or takes longer makes the process fall back to Local.
+	Timeout time.Duration
+	// RetryAfter is how often a process that fell back tries Redis again
+	// (default 1 s).
+	RetryAfter time.Duration
+	// TTL is how long the resource's key lives in Redis unused (default 10
+	// minutes, as retry.DefaultLimiterIdle).
+	TTL time.Duration
+	// Local is the limiter used while Redis cannot be reached (default: a
+	// new retry.AdaptiveLimiter with the default configuration). It is fed
+	// every answer, so it is warm when needed.
+	Local retry.Limiter
+}
+
+// Defaults, from the retry package's Goodput limiter where they have an
+// equivalent there.
+const (
+	DefaultPrefix     = "retry:limiter:"
+	DefaultInterval   = 200 * time.Millisecond
+	DefaultCalmAfter  = 2 * time.Second
+	DefaultBurst      = 50 * time.Millisecond
+	DefaultLease      = 50 * time.Millisecond
+	DefaultTimeout    = 100 * time.Millisecond
+	DefaultRetryAfter = time.Second
+	DefaultTTL        = retry.DefaultLimiterIdle
+)
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	def(&c.Interval, DefaultInterval)
+	def(&c.CalmAfter, DefaultCalmAfter)
+	def(&c.Burst, DefaultBurst)
+	def(&c.Lease, DefaultLease)
+	def(&c.Timeout, DefaultTimeout)
+	def(&c.RetryAfter, DefaultRetryAfter)
+	def(&c.TTL, DefaultTTL)
+	if c.Headroom == 0 {
+		c.Headroom = 0.03
+	}
+	if c.Probe == 0 {
+		c.Probe = 0.01
+	}
+	if c.Beta == 0 {
+		c.Beta = 0.5
+	}
+	return c
+}
+
+// Validate reports whether the configuration is usable, naming the field,
+// its value and what is allowed.
+func (c Config) Validate() error {
+	if c.Key == "" {
+		return errors.New(`redisretry: Config.Key is empty: name the resource the fleet shares (e.g. "dynamodb:orders")`)
+	}
+	durs := []struct {
+		name   string
+		v      time.Duration
+		lo, hi time.Duration
+	}{
+		{"Interval", c.Interval, 10 * time.Millisecond, 10 * time.Second},
+		{"CalmAfter", c.CalmAfter, time.Millisecond, time.Hour},
+		{"Burst", c.Burst, time.Millisecond, time.Minute},
+		{"Lease", c.Lease, time.Millisecond, 10 * time.Second},
+		{"Timeout", c.Timeout, time.Millisecond, time.Minute},
+		{"RetryAfter", c.RetryAfter, time.Millisecond, time.Hour},
+		{"TTL", c.TTL, time.Second, 30 * 24 * time.Hour},
+	}
+	for _, d := range durs {
+		if d.v != 0 && (d.v < d.lo || d.v > d.hi) {
+			return fmt.Errorf("redisretry: Config.%s = %v: must be in [%v, %v] (0 means the default)", d.name, d.v, d.lo, d.hi)
+		}
+	}
+	fl := []struct {
+		name   string
+		v      float64
+		lo, hi float64
+	}{
+		{"Headroom", c.Headroom, 0, 1},
+		{"Probe", c.Probe, 0, 1},
+		{"Beta", c.Beta, 0, 0.99},
+	}
+	for _, f := range fl {
+		if math.IsNaN(f.v) || f.v < f.lo || f.v > f.hi {
+			return fmt.Errorf("redisretry: Config.%s = %v: must be in [%g, %g] (0 means the default)", f.name, f.v, f.lo, f.hi)
+		}
+	}
+	return nil
+}
+
+// Stats counts what a Limiter did, for tests and metrics.
+type Stats struct {
+	Commands  uint64 // script calls sent to Redis
+	Leased    uint64 // send slots leased from the fleet's line
+	Expired   uint64 // leased slots not used in time (dropped, more than Burst old)
+	Fallbacks uint64 // times Redis failed and the local limiter took over
+	Rejoins   uint64 // times Redis answered again after a fallback
+	Repairs   uint64 // times the state found in Redis was reset
+}
+
+// Limiter is one process's handle on a fleet-wide limiter. It implements
+// retry.Limiter and is safe for concurrent use. Close it when done: it
+// stops its background reports.
+type Limiter struct {
+	cfg   Config
+	rdb   redis.UniversalClient
+	key   string
+	local retry.Limiter
+	args  [8]string // the script's constant arguments
+
+	started  atomic.Bool
+	calm     atomic.Bool  // the fleet is calm, as last heard
+	down     atomic.Bool  // Redis failed: the local limiter decides
+	downTill atomic.Int64 // unix ns: when to try Redis again
+	acc, thr atomic.Int64 // answers not yet reported
+	waited   atomic.Bool  // a caller waited since the last report
+	lastStep atomic.Int64 // unix ns of the last report or lease
+	stepping atomic.Bool  // a background report is in flight
+	closed   atomic.Bool
+	wg       sync.WaitGroup
+
+	commands, leased, expired, fallbacks, rejoins, repairs atomic.Uint64
+
+	mu        sync.Mutex
+	slots     []time.Time // leased slot start times, local clock, ascending
+	held      map[retry.Ticket]time.Time
+	next      retry.Ticket
+	leasing   bool      // a lease is in flight
+	demand    int       // reservations since the last lease
+	nextAt    time.Time // when the fleet's line has its next slot, as last heard
+	leaseAt   time.Time // no lease before: the line's next slot is too far ahead
+	used      int       // slots used since the last lease
+	use       float64   // slots this process uses per second, smoothed
+	lastLease time.Time
+	rate      float64
+}
+
+// localTag marks tickets issued by the local limiter.
+const localTag retry.Ticket = 1 << 63
+
+// New returns a Limiter for cfg.Key on rdb (a *redis.Client,
+// *redis.ClusterClient, *redis.Ring or a failover client: any
+// redis.UniversalClient), or an error naming a field out of range. It does
+// not contact Redis: the first reservation does.
+func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
+	if rdb == nil {
+		return nil, errors.New("redisretry: New: the Redis client is nil")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	l := &Limiter{cfg: c, rdb: rdb, key: c.Prefix + c.Key, local: c.Local, held: map[retry.Ticket]time.Time{}}
+	if l.local == nil {
+		al, err := retry.NewAdaptiveLimiter(retry.LimiterConfig{})
+		if err != nil {
+			return nil, err
+		}
+		l.local = al
+	}
+	us := func(d time.Duration) string { return strconv.FormatInt(d.Microseconds(), 10) }
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	l.args = [8]string{us(c.Interval), us(c.CalmAfter), f(c.Headroom), f(c.Probe), f(c.Beta), us(c.Burst),
+		strconv.FormatInt(c.TTL.Milliseconds(), 10), us(c.Lease)}
+	l.calm.Store(true)
+	return l, nil
+}
+
+// Key returns the Redis key holding the fleet's state.
+func (l *Limiter) Key() string { return l.key }
+
+// Stats returns the counts so far.
+func (l *Limiter) Stats() Stats {
+	return Stats{Commands: l.commands.Load(), Leased: l.leased.Load(), Expired: l.expired.Load(), Fallbacks: l.fallbacks.Load(),
+		Rejoins: l.rejoins.Load(), Repairs: l.repairs.Load()}
+}
+
+// Rate returns the fleet's send rate as last heard (attempts per second),
+// and false while the fleet is calm or Redis cannot be reached.
+func (l *Limiter) Rate() (float64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rate, !l.calm.Load() && !l.down.Load()
+}
+
+// FellBack reports whether the process is on its local limiter now.
+func (l *Limiter) FellBack() bool { return l.down.Load() }
+
+// Close stops the background reports and waits for one in flight. The
+// Limiter still works after Close, on its local limiter only.
+func (l *Limiter) Close() error {
+	l.closed.Store(true)
+	l.wg.Wait()
+	l.down.Store(true)
+	l.downTill.Store(math.MaxInt64)
+	return nil
+}
+
+func nowOr(now time.Time) time.Time {
+	if now.IsZero() {
+		return time.Now()
+	}
+	return now
+}
+
+// ReserveAt asks for a send slot; see retry.Limiter for the protocol.
+func (l *Limiter) ReserveAt(now, earliest, deadline time.Time) (retry.Ticket, time.Duration, bool) {
+	now = nowOr(now)
+	if !l.started.Load() && l.started.CompareAndSwap(false, true) && !l.closed.Load() {
+		// First use: learn the fleet's state now, so that a process joining
+		// a limiting fleet takes its place in the line at once.
+		l.step(now, 0, deadline)
+	}
+	if l.down.Load() {
+		l.background(now)
+		return l.localReserve(now, earliest, deadline)
+	}
+	if l.calm.Load() {
+		l.background(now)
+		return 0, max(earliest.Sub(now), 0), true
+	}
+	if w := earliest.Sub(now); w > 0 {
+		return 0, w, true // take a slot when the delay ends
+	}
+	l.background(now) // periods close with time, answers or not
+	l.mu.Lock()
+	l.demand++
+	slot, ok := l.popSlot(now)
+	if !ok {
+		// A caller waits for the line: the rate binds (the fleet grows it
+		// only then).
+		l.waited.Store(true)
+	}
+	if !ok && l.leasing {
+		l.mu.Unlock()
+		return 0, time.Millisecond, true // a lease is in flight: come back
+	}
+	if !ok && now.Before(l.leaseAt) {
+		// The fleet's line has no slot for us yet: no round trip before
+		// one may be leased.
+		w := min(l.leaseAt.Sub(now), l.cfg.Interval) // the rate may rise meanwhile
+		l.mu.Unlock()
+		if !deadline.IsZero() && now.Add(w).After(deadline) && l.nextAt.After(deadline) {
+			return 0, w, false
+		}
+		return 0, w, true
+	}
+	if !ok {
+		// Lease what this process used over the last Lease span, or what
+		// waits now if more (the script grants at most Lease of the rate).
+		want := min(max(l.demand, int(math.Ceil(l.use*l.cfg.Lease.Seconds())), 1), 256)
+		l.leasing = true
+		l.mu.Unlock()
+		l.step(now, want, deadline)
+		l.mu.Lock()
+		l.leasing = false
+		if l.down.Load() || l.calm.Load() {
+			l.mu.Unlock()
+			return l.ReserveAt(now, earliest, deadline)
+		}
+		if slot, ok = l.popSlot(now); !ok {
+			// The line's next slot is more than a period ahead: come back
+			// when it is due, or after a period, whichever is first.
+			w := min(max(l.nextAt.Sub(now), time.Millisecond), l.cfg.Interval)
+			l.mu.Unlock()
+			if !deadline.IsZero() && now.Add(w).After(deadline) && l.nextAt.After(deadline) {
+				return 0, w, false
+			}
+			return 0, w, true
+		}
+	}
+	if !deadline.IsZero() && slot.After(deadline) {
+		l.pushSlot(slot) // not ours to waste: the next caller may use it
+		l.mu.Unlock()
+		return 0, slot.Sub(now), false
+	}
+	w := slot.Sub(now)
+	if w <= 0 {
+		l.mu.Unlock()
+		return 0, 0, true
+	}
+	l.next++
+	t := l.next
+	l.held[t] = slot
+	l.mu.Unlock()
+	l.waited.Store(true)
+	return t, w, true
+}
+
+func (l *Limiter) localReserve(now, earliest, deadline time.Time) (retry.Ticket, time.Duration, bool) {
+	t, w, ok := l.local.ReserveAt(now, earliest, deadline)
+	if t != 0 {
+		t |= localTag
+	}
+	return t, w, ok
+}
+
+// popSlot takes the earliest leased slot, dropping slots too old to use
+// (more than Burst ago: sending on them now would be a burst the fleet did
+// not grant). Called with mu held.
+func (l *Limiter) popSlot(now time.Time) (time.Time, bool) {
+	for len(l.slots) > 0 {
+		s := l.slots[0]
+		l.slots = l.slots[1:]
+		if now.Sub(s) <= l.cfg.Burst {
+			l.used++
+			return s, true
+		}
+		l.expired.Add(1)
+	}
+	return time.Time{}, false
+}
+
+// pushSlot gives a slot back, keeping the slots in order. Called with mu
+// held.
+func (l *Limiter) pushSlot(s time.Time) {
+	i := len(l.slots)
+	for i > 0 && l.slots[i-1].After(s) {
+		i--
+	}
+	l.slots = append(l.slots, time.Time{})
+	copy(l.slots[i+1:], l.slots[i:])
+	l.slots[i] = s
+}
+
+// WaitAt returns how long the holder of t must still wait; 0: send now.
+func (l *Limiter) WaitAt(now time.Time, t retry.Ticket) time.Duration {
+	if t&localTag != 0 {
+		return l.local.WaitAt(now, t&^localTag)
+	}
+	now = nowOr(now)
+	l.background(now)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.held[t]
+	if !ok {
+		return 0
+	}
+	if w := s.Sub(now); w > 0 {
+		return w
+	}
+	delete(l.held, t)
+	return 0
+}
+
+// CancelAt gives back a place that will not be used: its slot goes to the
+// next caller of this process.
+func (l *Limiter) CancelAt(now time.Time, t retry.Ticket) {
+	if t&localTag != 0 {
+		l.local.CancelAt(now, t&^localTag)
+		return
+	}
+	now = nowOr(now)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.held[t]; ok {
+		delete(l.held, t)
+		if s.After(now) {
+			l.pushSlot(s)
+		}
+	}
+}
+
+// ObserveAt reports an attempt's outcome: to the fleet (with the next
+// report or lease) and to the local limiter.
+func (l *Limiter) ObserveAt(now time.Time, o retry.Outcome) {
+	l.local.ObserveAt(now, o)
+	switch o {
+	case retry.OutcomeAccepted:
+		l.acc.Add(1)
+	case retry.OutcomeThrottled:
+		l.thr.Add(1)
+		if l.calm.Load() && !l.down.Load() {
+			l.lastStep.Store(0) // the fleet must hear of it now
+		}
+	default:
+		return // says nothing of the capacity
+	}
+	l.background(nowOr(now))
+}
+
+// background sends a report from a goroutine if one is due: every
+// Interval, or every RetryAfter while Redis is down.
+func (l *Limiter) background(now time.Time) {
+	if l.closed.Load() {
+		return
+	}
+	ns := now.UnixNano()
+	if l.down.Load() {
+		if ns < l.downTill.Load() {
+			return
+		}
+	} else if every := l.every(); ns-l.lastStep.Load() < int64(every) {
+		return
+	}
+	if !l.stepping.CompareAndSwap(false, true) {
+		return
+	}
+	l.lastStep.Store(ns)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer l.stepping.Store(false)
+		l.step(time.Now(), 0, time.Time{})
+	}()
+}
+
+// every is how often answers are reported: once per Interval while the
+// fleet is calm, four times while it is limiting (a period's answers then
+// reach it at most a quarter period late).
+func (l *Limiter) every() time.Duration {
+	if l.calm.Load() {
+		return l.cfg.Interval
+	}
+	return l.cfg.Interval / 4
+}
+
+// step runs the script once: reports the answers counted since the last
+// step, and leases up to want slots. It is bounded by Timeout and deadline;
+// on failure the process falls back to its local limiter.
+func (l *Limiter) step(now time.Time, want int, deadline time.Time) {
+	timeout := l.cfg.Timeout
+	if !deadline.IsZero() {
+		timeout = min(timeout, deadline.Sub(now))
+	}
+	if timeout <= 0 {
+		return
+	}
+	acc, thr := l.acc.Swap(0), l.thr.Swap(0)
+	waited := 0
+	if l.waited.Swap(false) {
+		waited = 1
+	}
+	l.lastStep.Store(now.UnixNano())
+	l.commands.Add(1)
+	res, err := l.run(timeout, acc, thr, waited, want)
+	got := time.Now()
+	if err == nil {
+		err = l.apply(got, res)
+	}
+	if err != nil {
+		// Keep the answers for the next report — unless the command may
+		// still run (it timed out): then they may be counted already —
+		// and fall back.
+		if !errors.Is(err, context.DeadlineExceeded) {
+			l.acc.Add(acc)
+			l.thr.Add(thr)
+		}
+		l.downTill.Store(got.Add(l.cfg.RetryAfter).UnixNano())
+		if !l.down.Swap(true) {
+			l.fallbacks.Add(1)
+		}
+		return
+	}
+	if l.down.Swap(false) {
+		l.rejoins.Add(1)
+	}
+}
+
+// run runs the script, returning within timeout whatever the client's own
+// timeouts (go-redis honours a context's deadline only with
+// ContextTimeoutEnabled): a command still in flight then finishes in the
+// background, tracked for Close.
+func (l *Limiter) run(timeout time.Duration, acc, thr int64, waited, want int) ([]any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	type answer struct {
+		res []any
+		err error
+	}
+	ch := make(chan answer, 1)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer cancel()
+		res, err := stepScript.Run(ctx, l.rdb, []string{l.key},
+			acc, thr, waited, want, l.args[0], l.args[1], l.args[2], l.args[3], l.args[4], l.args[5], l.args[6], l.args[7]).Slice()
+		ch <- answer{res, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.res, a.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("redisretry: no answer from Redis within %v: %w", timeout, context.DeadlineExceeded)
+	}
+}
+
+// apply takes the script's answer: the fleet's rate, whether it is calm,
+// and the slots leased (first slot and spacing in µs from the server's now,
+// taken as got).
+func (l *Limiter) apply(got time.Time, res []any) error {
+	if len(res) != 7 {
+		return fmt.Errorf("redisretry: script answered %d values, want 7", len(res))
+	}
+	num := func(i int) (float64, error) {
+		switch v := res[i].(type) {
+		case string:
+			return strconv.ParseFloat(v, 64)
+		case int64:
+			return float64(v), nil
+		}
+		return 0, fmt.Errorf("redisretry: script value %d is %T", i, res[i])
+	}
+	var x [7]float64
+	for i := range x {
+		v, err := num(i)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("redisretry: bad script value %d: %v (%v)", i, res[i], err)
+		}
+		x[i] = v
+	}
+	rate, calm, first, spacing, n, repaired, free := x[0], x[1] == 1, x[2], x[3], int(x[4]), x[5] == 1, x[6]
+	if repaired {
+		l.repairs.Add(1)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rate = rate
+	l.calm.Store(calm)
+	if calm {
+		l.slots = l.slots[:0]
+		return nil
+	}
+	l.nextAt = got.Add(time.Duration(first * float64(time.Microsecond)))
+	// The script leases no slot more than four Intervals ahead: no lease is
+	// asked for before the line's next free slot is that close.
+	l.leaseAt = got.Add(time.Duration(free*float64(time.Microsecond)) - 4*l.cfg.Interval)
+	if !l.lastLease.IsZero() {
+		if el := got.Sub(l.lastLease).Seconds(); el > 0 {
+			w := min(el/l.cfg.Interval.Seconds(), 1) // smoothed over about a period
+			l.use += w * (float64(l.used)/el - l.use)
+		}
+	}
+	l.used, l.lastLease = 0, got
+	if n > 0 {
+		l.demand = 0
+		l.leased.Add(uint64(n))
+		for i := range n {
+			l.pushSlot(got.Add(time.Duration((first + float64(i)*spacing) * float64(time.Microsecond))))
+		}
+	}
+	return nil
+}
+
+// compile-time check
+var _ retry.Limiter = (*Limiter)(nil)
