@@ -24,7 +24,7 @@ type server struct {
 	cmd  *exec.Cmd
 }
 
-func TestMain(m *testing.M) {
+func testMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// go-redis's pool reaper and the test servers' waiters end with
 		// their clients, closed by each test.

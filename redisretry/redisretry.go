@@ -617,7 +617,7 @@ func (l *Limiter) apply(got time.Time, res []any) error {
 	l.nextAt = got.Add(time.Duration(first * float64(time.Microsecond)))
 	// The script leases no slot more than four Intervals ahead: no lease is
 	// asked for before the line's next free slot is that close.
-	l.leaseAt = got.Add(time.Duration(free*float64(time.Microsecond)) - 4*l.cfg.Interval)
+	l.leaseAt = got.Add(time.Duration(free*float64(time.Microsecond)) - l.cfg.Interval)
 	if !l.lastLease.IsZero() {
 		if el := got.Sub(l.lastLease).Seconds(); el > 0 {
 			w := min(el/l.cfg.Interval.Seconds(), 1) // smoothed over about a period

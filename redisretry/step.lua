@@ -189,15 +189,17 @@ end
 
 -- Lease slots from the fleet's line (GCRA): slot i begins at tat + i·spacing;
 -- up to `burst` of unused rate is credit. No slot is leased that begins more
--- than four periods ahead (the line is that long: every process has more
--- callers than the rate serves): the caller comes back then, and the rate
--- may have changed meanwhile.
+-- than one period ahead (the line is that long when the processes have more
+-- callers than the rate serves): the caller comes back then. Slots leased
+-- far ahead keep the spacing of the rate they were leased at: with leases
+-- up to four periods ahead, throttles went on for that long after each cut
+-- (8 processes: 1.15× ideal, against 1.01× with one period).
 local first, spacing, got = 0, 0, 0
 if s.rate > 0 and want > 0 then
   spacing = 1e6 / s.rate
   s.tat = math.max(s.tat, now - burst)
   first = s.tat - now
-  if first <= 4 * P then
+  if first <= P then
     local most = math.max(1, math.floor(s.rate * lease / 1e6))
     got = math.min(want, most)
     s.tat = s.tat + got * spacing
