@@ -622,6 +622,17 @@ func TestGoodputMeasuresAcrossSparsePeriods(t *testing.T) {
 	r = period(t, l, now, 1, 1, 0)
 	g := 0.01 * 10 / (prev * 0.1) // the low-rate probe, not slow start
 	near(t, "then probes", r, prev*(1+g)+prev*0.15/5)
+	// The measure reset the smoothed throttled fraction to
+	// Headroom/(1+Headroom), as the first measure does: a throttled period
+	// now cuts by it (smoothed with this period's one answer), not by the
+	// start-up's.
+	now = now.Add(100 * time.Millisecond)
+	prev = r
+	frac := 0.03 / 1.03 * 50 / 51 // after the accepted period
+	frac += (1 - frac) / 51       // and this throttle
+	keep := prev * 1.03 * (1 - frac)
+	r = period(t, l, now, 1, 0, 1)
+	near(t, "a throttle after the measure", r, keep+keep*0.15/5)
 }
 
 // TestGoodputUnmeasuredTrickleRegains: a client refused outright until it
