@@ -41,6 +41,7 @@ type fleetResult struct {
 	Attempts, Failures int
 	Commands           uint64
 	Fallbacks          uint64
+	Err                string // the last Redis error, if any
 }
 
 func TestMain(m *testing.M) {
@@ -84,6 +85,9 @@ func fleetChild() int {
 	if shared != nil {
 		st := shared.Stats()
 		out.Commands, out.Fallbacks = st.Commands, st.Fallbacks
+		if err := shared.Err(); err != nil {
+			out.Err = err.Error()
+		}
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 	return 0
@@ -93,6 +97,7 @@ type fleetRun struct {
 	Ratio, Attempts, CmdsPerAttempt float64
 	Throttles, Failures             int
 	Fallbacks                       uint64
+	Errs                            []string
 }
 
 // runFleet runs k client processes writing items in all (writers in all)
@@ -151,6 +156,9 @@ func runFleet(t testing.TB, k, items, writers int, rate float64, redisAddr strin
 		r.Failures += c.Failures
 		cmds += c.Commands
 		r.Fallbacks += c.Fallbacks
+		if c.Err != "" {
+			r.Errs = append(r.Errs, c.Err)
+		}
 	}
 	r.Ratio = time.Duration(end-start.UnixNano()).Seconds() / ideal
 	r.Attempts = float64(attempts) / float64(n)
@@ -160,7 +168,7 @@ func runFleet(t testing.TB, k, items, writers int, rate float64, redisAddr strin
 }
 
 // TestFleetProcesses: 4 client processes sharing one redisretry limiter
-// against a service of 1000 writes/s: none stalls, none falls back, and
+// against a service of 1000 writes/s: none stalls, no write fails, and
 // they talk to Redis far less than once per attempt. (Measured 2026-11-30:
 // 1.05–1.25× ideal, 1.16–1.32 attempts per write, 0.06–0.07 commands per
 // attempt; K = 4 is the shared limiter's weakest case — BENCHMARKS.md —
@@ -168,13 +176,18 @@ func runFleet(t testing.TB, k, items, writers int, rate float64, redisAddr strin
 func TestFleetProcesses(t *testing.T) {
 	s := startRedis(t, 0)
 	// Timeout 1 s: under the race detector five instrumented processes on
-	// two cores can hold a command past the default 100 ms, and a fallback
-	// (correct then) is not what this test is about.
+	// two cores can hold a command past the default 100 ms. A fallback is
+	// correct then and is logged, not failed: this test is about sharing
+	// (TestRedisDownFallsBackAndRejoins is about falling back). CI once saw
+	// a command unanswered for 1 s under -race.
 	r := runFleet(t, 4, 4000, 200, 1000, s.addr(), time.Second, 1)
+	if r.Fallbacks > 0 {
+		t.Logf("%d fallbacks: %q", r.Fallbacks, r.Errs)
+	}
 	t.Logf("4 processes, shared limiter: %.3f× ideal, %.3f attempts/write, %d throttles, %.3f Redis commands per attempt", r.Ratio, r.Attempts, r.Throttles, r.CmdsPerAttempt)
-	if r.Failures != 0 || r.Fallbacks != 0 || r.Ratio > 1.6 || r.Attempts > 1.6 || r.CmdsPerAttempt > 0.3 {
-		t.Errorf("4 processes, shared limiter: %.3f× ideal, %.3f attempts/write, %d failures, %d fallbacks, %.3f commands per attempt",
-			r.Ratio, r.Attempts, r.Failures, r.Fallbacks, r.CmdsPerAttempt)
+	if r.Failures != 0 || r.Ratio > 1.6 || r.Attempts > 1.6 || r.CmdsPerAttempt > 0.3 {
+		t.Errorf("4 processes, shared limiter: %.3f× ideal, %.3f attempts/write, %d failures, %d fallbacks (%q), %.3f commands per attempt",
+			r.Ratio, r.Attempts, r.Failures, r.Fallbacks, r.Errs, r.CmdsPerAttempt)
 	}
 }
 

@@ -223,6 +223,7 @@ type Limiter struct {
 	wg            sync.WaitGroup
 
 	commands, leased, expired, fallbacks, rejoins, repairs atomic.Uint64
+	lastErr                                                atomic.Pointer[error]
 
 	mu        sync.Mutex
 	slots     []time.Time // leased slot start times, local clock, ascending
@@ -284,6 +285,15 @@ func (l *Limiter) Rate() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.rate, !l.calm.Load() && !l.down.Load()
+}
+
+// Err returns the last error from Redis (nil if none): why the process
+// fell back, for logs.
+func (l *Limiter) Err() error {
+	if e := l.lastErr.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // FellBack reports whether the process is on its local limiter now.
@@ -530,8 +540,9 @@ func (l *Limiter) every() time.Duration {
 // on failure the process falls back to its local limiter.
 func (l *Limiter) step(now time.Time, want int, deadline time.Time) {
 	timeout := l.cfg.Timeout
-	if !deadline.IsZero() {
-		timeout = min(timeout, deadline.Sub(now))
+	byCaller := false // the caller's deadline, not Timeout, bounds the command
+	if !deadline.IsZero() && deadline.Sub(now) < timeout {
+		timeout, byCaller = deadline.Sub(now), true
 	}
 	if timeout <= 0 {
 		return
@@ -549,12 +560,18 @@ func (l *Limiter) step(now time.Time, want int, deadline time.Time) {
 		err = l.apply(got, res)
 	}
 	if err != nil {
+		l.lastErr.Store(&err)
 		// Keep the answers for the next report — unless the command may
-		// still run (it timed out): then they may be counted already —
-		// and fall back.
-		if !errors.Is(err, context.DeadlineExceeded) {
+		// still run (it timed out): then they may be counted already.
+		timedOut := errors.Is(err, context.DeadlineExceeded)
+		if !timedOut {
 			l.acc.Add(acc)
 			l.thr.Add(thr)
+		}
+		if timedOut && byCaller {
+			// The caller's own deadline was shorter than Timeout: that says
+			// nothing of Redis. This caller goes without; nobody falls back.
+			return
 		}
 		l.downTill.Store(got.Add(l.cfg.RetryAfter).UnixNano())
 		if !l.down.Swap(true) {
