@@ -7,13 +7,15 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jittered/retry/httpretry"
-	"github.com/jittered/retry/internal/procs"
 	"github.com/jittered/retry/internal/sim"
 	"github.com/jittered/retry/redisretry"
 	"github.com/jittered/retry/retrytest"
@@ -109,15 +111,38 @@ func runFleet(t testing.TB, k, items, writers int, rate float64, redisAddr strin
 		t.Fatal(err)
 	}
 	defer s.Close()
-	start := time.Now().Add(400 * time.Millisecond)
-	key := fmt.Sprintf("fleet-%d-%d", seed, time.Now().UnixNano())
-	args := make([]fleetArgs, k)
-	for i := range args {
-		args[i] = fleetArgs{URL: s.URL, Redis: redisAddr, Key: key, Items: items / k, Writers: max(1, writers/k), Seed: seed*100 + uint64(i), StartNs: start.UnixNano(), Timeout: timeout}
-	}
-	results, err := procs.Run[fleetArgs, fleetResult](fleetChildEnv, args, 4*time.Minute)
+	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
+	}
+	start := time.Now().Add(400 * time.Millisecond)
+	key := fmt.Sprintf("fleet-%d-%d", seed, time.Now().UnixNano())
+	results := make([]fleetResult, k)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []string
+	for i := range k {
+		args, _ := json.Marshal(fleetArgs{URL: s.URL, Redis: redisAddr, Key: key, Items: items / k, Writers: max(1, writers/k), Seed: seed*100 + uint64(i), StartNs: start.UnixNano(), Timeout: timeout})
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
+			cmd.Env = append(os.Environ(), fleetChildEnv+"="+string(args))
+			out, err := cmd.Output()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("process %d: %v: %s", i, err, out))
+				return
+			}
+			if err := json.Unmarshal(out, &results[i]); err != nil {
+				errs = append(errs, fmt.Sprintf("process %d: %v: %q", i, err, out))
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(strings.Join(errs, "\n"))
 	}
 	n := items / k * k
 	ideal := float64(n) / rate

@@ -7,13 +7,15 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jittered/retry/httpretry"
-	"github.com/jittered/retry/internal/procs"
 	"github.com/jittered/retry/internal/sim"
 	"github.com/jittered/retry/retrytest"
 )
@@ -78,14 +80,37 @@ func runMulti(t testing.TB, k, items, writers int, rate float64, seed uint64) mu
 		t.Fatal(err)
 	}
 	defer s.Close()
-	start := time.Now().Add(300 * time.Millisecond) // time for every process to start
-	args := make([]childArgs, k)
-	for i := range args {
-		args[i] = childArgs{URL: s.URL, Items: items / k, Writers: max(1, writers/k), Seed: seed*100 + uint64(i), StartNs: start.UnixNano()}
-	}
-	results, err := procs.Run[childArgs, childResult](childEnv, args, 3*time.Minute)
+	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
+	}
+	start := time.Now().Add(300 * time.Millisecond) // time for every process to start
+	results := make([]childResult, k)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []string
+	for i := range k {
+		args, _ := json.Marshal(childArgs{URL: s.URL, Items: items / k, Writers: max(1, writers/k), Seed: seed*100 + uint64(i), StartNs: start.UnixNano()})
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
+			cmd.Env = append(os.Environ(), childEnv+"="+string(args))
+			out, err := cmd.Output()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("process %d: %v: %s", i, err, out))
+				return
+			}
+			if err := json.Unmarshal(out, &results[i]); err != nil {
+				errs = append(errs, fmt.Sprintf("process %d: %v: %q", i, err, out))
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(strings.Join(errs, "\n"))
 	}
 	ideal := float64(items/k*k) / rate
 	var r multiRun
