@@ -17,8 +17,9 @@
 //     out at once, as with no limiter; each process reports its answers
 //     once per Interval, from a background goroutine;
 //   - while the fleet is limiting, a process leases send slots in batches
-//     (up to Lease of the fleet's rate per round trip) and reports its
-//     answers with each lease.
+//     (up to Lease of the fleet's rate per round trip); it reports its
+//     answers with each lease and, from a timer, just after each of the
+//     fleet's periods ends.
 //
 // Redis is never a single point of failure. Every Redis command is bounded
 // by Timeout and by the caller's deadline; when one fails, the process
@@ -29,10 +30,10 @@
 // fields that are not numbers in range) is reset, never trusted.
 //
 // Status: in progress (issue 14), not yet published. Over separate
-// processes it is not yet better than one Goodput limiter per process:
-// fewer throttles from 8 processes on (30 % fewer with 16), but 1–2 %
-// slower, and more than twice the throttles with 4 (BENCHMARKS.md, "A
-// fleet sharing one limiter").
+// processes (BENCHMARKS.md, "A fleet sharing one limiter"), 4 to 16
+// processes sharing it finish within 1 % of one process's time with a
+// quarter to a half of the throttles of one Goodput limiter per process;
+// 16 processes still see more throttles than one process does.
 package redisretry
 
 import (
@@ -69,13 +70,14 @@ type Config struct {
 	Prefix string
 
 	// Interval is the fleet's decision period (default 200 ms; 10 ms to
-	// 10 s). Each process reports its answers once per Interval while the
-	// fleet is calm and four times per Interval while it is limiting, so
-	// that a period's answers reach it at most a quarter period late: with
-	// Goodput's 100 ms the fleet heard of throttles late relative to its
-	// period, overshot and cut by turns (4 processes, 40 writers, on a
-	// 200/s service: 29–46 % of attempts throttled with one report per
-	// period, 33–40 % with four; at 200 ms with four, 17–22 %).
+	// 10 s). Each process reports its answers once per Interval: while the
+	// fleet is calm, from its callers' calls; while it is limiting, from a
+	// timer just after each period ends (and with each lease), its answers
+	// counted on either side of that end. A period closes a quarter
+	// Interval after its end, when every process has reported it. With
+	// Goodput's 100 ms and reports counted in the period they reached, the
+	// fleet overshot and cut by turns (4 processes, 40 writers, on a 200/s
+	// service: 29–46 % of attempts throttled).
 	Interval time.Duration
 	// CalmAfter is how long without a throttle, the rate not binding, before
 	// the fleet stops limiting (default 2 s, as Goodput).
@@ -215,12 +217,25 @@ type Limiter struct {
 	throttledCalm atomic.Bool
 	down          atomic.Bool  // Redis failed: the local limiter decides
 	downTill      atomic.Int64 // unix ns: when to try Redis again
-	acc, thr      atomic.Int64 // answers not yet reported
-	waited        atomic.Bool  // a caller waited since the last report
-	lastStep      atomic.Int64 // unix ns of the last report or lease
-	stepping      atomic.Bool  // a background report is in flight
-	closed        atomic.Bool
-	wg            sync.WaitGroup
+	acc, thr      atomic.Int64 // answers not yet reported, before bound
+	accAfter      atomic.Int64 // answers not yet reported, from bound on
+	thrAfter      atomic.Int64
+	// bound is the end of the fleet's open period as last heard (local
+	// unix ns; 0: none) and boundSrv the same in the server's µs, as the
+	// script gave it: answers are counted on either side of it, so that
+	// the fleet counts them in the period they came in.
+	bound    atomic.Int64
+	boundSrv atomic.Pointer[string]
+	waited   atomic.Bool  // a caller waited since the last report
+	lastStep atomic.Int64 // unix ns of the last report or lease
+	stepping atomic.Bool  // a background report is in flight
+	closed   atomic.Bool
+	wg       sync.WaitGroup
+	// life orders Close against starting goroutines (wg.Add must not race
+	// wg.Wait), and guards tick: the report due just after the fleet's
+	// open period ends.
+	life sync.Mutex
+	tick *time.Timer
 
 	commands, leased, expired, fallbacks, rejoins, repairs atomic.Uint64
 	lastErr                                                atomic.Pointer[error]
@@ -302,7 +317,12 @@ func (l *Limiter) FellBack() bool { return l.down.Load() }
 // Close stops the background reports and waits for one in flight. The
 // Limiter still works after Close, on its local limiter only.
 func (l *Limiter) Close() error {
+	l.life.Lock()
 	l.closed.Store(true)
+	if l.tick != nil {
+		l.tick.Stop()
+	}
+	l.life.Unlock()
 	l.wg.Wait()
 	l.down.Store(true)
 	l.downTill.Store(math.MaxInt64)
@@ -486,9 +506,17 @@ func (l *Limiter) ObserveAt(now time.Time, o retry.Outcome) {
 	l.local.ObserveAt(now, o)
 	switch o {
 	case retry.OutcomeAccepted:
-		l.acc.Add(1)
+		if l.after(now) {
+			l.accAfter.Add(1)
+		} else {
+			l.acc.Add(1)
+		}
 	case retry.OutcomeThrottled:
-		l.thr.Add(1)
+		if l.after(now) {
+			l.thrAfter.Add(1)
+		} else {
+			l.thr.Add(1)
+		}
 		if l.calm.Load() && !l.down.Load() {
 			l.throttledCalm.Store(true)
 			l.lastStep.Store(0) // the fleet must hear of it now
@@ -497,6 +525,13 @@ func (l *Limiter) ObserveAt(now time.Time, o retry.Outcome) {
 		return // says nothing of the capacity
 	}
 	l.background(nowOr(now))
+}
+
+// after reports whether an answer at now came after the fleet's open
+// period ended, as last heard.
+func (l *Limiter) after(now time.Time) bool {
+	b := l.bound.Load()
+	return b != 0 && nowOr(now).UnixNano() >= b
 }
 
 // background sends a report from a goroutine if one is due: every
@@ -510,29 +545,63 @@ func (l *Limiter) background(now time.Time) {
 		if ns < l.downTill.Load() {
 			return
 		}
-	} else if every := l.every(); ns-l.lastStep.Load() < int64(every) {
+	} else if ns-l.lastStep.Load() < int64(l.cfg.Interval) {
 		return
 	}
 	if !l.stepping.CompareAndSwap(false, true) {
 		return
 	}
 	l.lastStep.Store(ns)
+	l.report()
+}
+
+// report runs a step in the background (stepping is held, and released
+// when it ends).
+func (l *Limiter) report() {
+	if !l.spawn(func() {
+		defer l.stepping.Store(false)
+		l.step(time.Now(), 0, time.Time{})
+	}) {
+		l.stepping.Store(false)
+	}
+}
+
+// spawn runs f in a goroutine that Close waits for, unless closed.
+func (l *Limiter) spawn(f func()) bool {
+	l.life.Lock()
+	defer l.life.Unlock()
+	if l.closed.Load() {
+		return false
+	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		defer l.stepping.Store(false)
-		l.step(time.Now(), 0, time.Time{})
+		f()
 	}()
+	return true
 }
 
-// every is how often answers are reported: once per Interval while the
-// fleet is calm, four times while it is limiting (a period's answers then
-// reach it at most a quarter period late).
-func (l *Limiter) every() time.Duration {
-	if l.calm.Load() {
-		return l.cfg.Interval
+// periodReport reports the answers counted before the fleet's open period
+// ended, just after it ended (timer-driven: callers that sleep through a
+// backoff call nothing that would report them), so that they reach the
+// period before it closes.
+func (l *Limiter) periodReport() {
+	if l.calm.Load() || l.down.Load() {
+		return // limiting again, the fleet's answer arms it
 	}
-	return l.cfg.Interval / 4
+	// Again one Interval on, unless this process hears of the next period's
+	// end before (its callers may all sleep through it).
+	l.life.Lock()
+	if !l.closed.Load() {
+		l.tick.Reset(l.cfg.Interval)
+	}
+	l.life.Unlock()
+	if l.acc.Load()+l.thr.Load()+l.accAfter.Load()+l.thrAfter.Load() == 0 {
+		return
+	}
+	// Not held back by a report in flight (stepping): that one may have
+	// taken its counts before the period ended.
+	l.spawn(func() { l.step(time.Now(), 0, time.Time{}) })
 }
 
 // step runs the script once: reports the answers counted since the last
@@ -547,14 +616,18 @@ func (l *Limiter) step(now time.Time, want int, deadline time.Time) {
 	if timeout <= 0 {
 		return
 	}
-	acc, thr := l.acc.Swap(0), l.thr.Swap(0)
+	bound := "0"
+	if b := l.boundSrv.Load(); b != nil {
+		bound = *b
+	}
+	acc, thr, acc2, thr2 := l.acc.Swap(0), l.thr.Swap(0), l.accAfter.Swap(0), l.thrAfter.Swap(0)
 	waited := 0
 	if l.waited.Swap(false) {
 		waited = 1
 	}
 	l.lastStep.Store(now.UnixNano())
 	l.commands.Add(1)
-	res, err := l.run(timeout, acc, thr, waited, want)
+	res, err := l.run(timeout, [4]int64{acc, thr, acc2, thr2}, bound, waited, want)
 	got := time.Now()
 	if err == nil {
 		err = l.apply(got, res)
@@ -565,8 +638,8 @@ func (l *Limiter) step(now time.Time, want int, deadline time.Time) {
 		// still run (it timed out): then they may be counted already.
 		timedOut := errors.Is(err, context.DeadlineExceeded)
 		if !timedOut {
-			l.acc.Add(acc)
-			l.thr.Add(thr)
+			l.acc.Add(acc + acc2) // the bound may have moved: count them before the next
+			l.thr.Add(thr + thr2)
 		}
 		if timedOut && byCaller {
 			// The caller's own deadline was shorter than Timeout: that says
@@ -588,21 +661,22 @@ func (l *Limiter) step(now time.Time, want int, deadline time.Time) {
 // timeouts (go-redis honours a context's deadline only with
 // ContextTimeoutEnabled): a command still in flight then finishes in the
 // background, tracked for Close.
-func (l *Limiter) run(timeout time.Duration, acc, thr int64, waited, want int) ([]any, error) {
+func (l *Limiter) run(timeout time.Duration, n [4]int64, bound string, waited, want int) ([]any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	type answer struct {
 		res []any
 		err error
 	}
 	ch := make(chan answer, 1)
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
+	if !l.spawn(func() {
 		defer cancel()
 		res, err := stepScript.Run(ctx, l.rdb, []string{l.key},
-			acc, thr, waited, want, l.args[0], l.args[1], l.args[2], l.args[3], l.args[4], l.args[5], l.args[6], l.args[7]).Slice()
+			n[0], n[1], n[2], n[3], bound, waited, want, l.args[0], l.args[1], l.args[2], l.args[3], l.args[4], l.args[5], l.args[6], l.args[7]).Slice()
 		ch <- answer{res, err}
-	}()
+	}) {
+		cancel()
+		return nil, errors.New("redisretry: the Limiter is closed")
+	}
 	select {
 	case a := <-ch:
 		return a.res, a.err
@@ -615,8 +689,8 @@ func (l *Limiter) run(timeout time.Duration, acc, thr int64, waited, want int) (
 // and the slots leased (first slot and spacing in µs from the server's now,
 // taken as got).
 func (l *Limiter) apply(got time.Time, res []any) error {
-	if len(res) != 7 {
-		return fmt.Errorf("redisretry: script answered %d values, want 7", len(res))
+	if len(res) != 9 {
+		return fmt.Errorf("redisretry: script answered %d values, want 9", len(res))
 	}
 	num := func(i int) (float64, error) {
 		switch v := res[i].(type) {
@@ -627,7 +701,7 @@ func (l *Limiter) apply(got time.Time, res []any) error {
 		}
 		return 0, fmt.Errorf("redisretry: script value %d is %T", i, res[i])
 	}
-	var x [7]float64
+	var x [9]float64
 	for i := range x {
 		v, err := num(i)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
@@ -635,7 +709,7 @@ func (l *Limiter) apply(got time.Time, res []any) error {
 		}
 		x[i] = v
 	}
-	rate, calm, first, spacing, n, repaired, free := x[0], x[1] == 1, x[2], x[3], int(x[4]), x[5] == 1, x[6]
+	rate, calm, first, spacing, n, repaired, free, fin := x[0], x[1] == 1, x[2], x[3], int(x[4]), x[5] == 1, x[6], x[8]
 	if repaired {
 		l.repairs.Add(1)
 	}
@@ -648,7 +722,27 @@ func (l *Limiter) apply(got time.Time, res []any) error {
 	}
 	if calm {
 		l.slots = l.slots[:0]
+		l.bound.Store(0)
+		l.boundSrv.Store(nil)
 		return nil
+	}
+	if b, ok := res[7].(string); ok {
+		if old := l.boundSrv.Swap(&b); old == nil || *old != b {
+			end := time.Duration(fin * float64(time.Microsecond))
+			l.bound.Store(got.Add(end).UnixNano())
+			l.life.Lock()
+			if !l.closed.Load() {
+				if l.tick == nil {
+					l.tick = time.AfterFunc(end+time.Millisecond, l.periodReport)
+				} else {
+					l.tick.Reset(end + time.Millisecond)
+				}
+			}
+			l.life.Unlock()
+			// Answers counted after the old end are before the new one.
+			l.acc.Add(l.accAfter.Swap(0))
+			l.thr.Add(l.thrAfter.Swap(0))
+		}
 	}
 	l.nextAt = got.Add(time.Duration(first * float64(time.Microsecond)))
 	// The script leases no slot more than four Intervals ahead: no lease is

@@ -3,11 +3,15 @@
 -- and lease up to `want` send slots from the fleet's line.
 --
 -- KEYS[1]  the limiter's hash
--- ARGV     acc thr waited want interval_us calm_after_us headroom probe beta
---          burst_us ttl_ms lease_us   (slots leased count as sent)
+-- ARGV     acc thr acc_after thr_after bound waited want interval_us
+--          calm_after_us headroom probe beta burst_us ttl_ms lease_us
+--          (answers counted before and after `bound`, the end of the
+--          fleet's open period as the process last heard it, in the
+--          server's µs; slots leased count as sent)
 -- Returns  {rate (string), calm (0/1), first slot (µs from now), spacing (µs),
 --           slots leased, repaired (0/1), the line's next free slot (µs from
---           now)}
+--           now), the open period's end (server µs; 0 while calm), that end
+--           (µs from now)}
 --
 -- The law is Goodput's (github.com/jittered/retry, adaptive.go) applied to
 -- the fleet's aggregate answers, without the fairness term: one shared line
@@ -15,10 +19,12 @@
 -- server's (TIME), common to every process.
 
 local key = KEYS[1]
-local acc, thr, waited, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local P, calmAfter = tonumber(ARGV[5]), tonumber(ARGV[6])
-local H, probe, beta = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local burst, ttl, lease = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local acc1, thr1, acc2, thr2 = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local bound, waited, want = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local P, calmAfter = tonumber(ARGV[8]), tonumber(ARGV[9])
+local H, probe, beta = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local burst, ttl, lease = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local acc, thr = acc1 + acc2, thr1 + thr2
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -34,7 +40,7 @@ if kt ~= 'hash' and kt ~= 'none' then
   repaired = 1
 end
 local fields = {'rate', 'tat', 'ps', 'acc', 'thr', 'sent', 'wait', 'meas', 'frac', 'quiet', 'lthr', 'lans', 'first',
-  'refused', 'cacc', 'cps', 'crate', 'cum', 'cumd', 'pacc', 'peak'}
+  'refused', 'cacc', 'cps', 'crate', 'cum', 'cumd', 'peak', 'nacc', 'nthr', 'nsent', 'nwait'}
 local raw = redis.call('HMGET', key, unpack(fields))
 local s = {}
 local fresh = true
@@ -54,7 +60,8 @@ end
 if s == nil or fresh then
   if s == nil then redis.call('DEL', key) end
   s = {rate = 0, tat = 0, ps = now, acc = 0, thr = 0, sent = 0, wait = 0, meas = 0, frac = 0, quiet = 0,
-    lthr = now, lans = now, first = 0, refused = 0, cacc = 0, cps = now, crate = 0, cum = 0, cumd = 0, pacc = 0, peak = 0}
+    lthr = now, lans = now, first = 0, refused = 0, cacc = 0, cps = now, crate = 0, cum = 0, cumd = 0, peak = 0,
+    nacc = 0, nthr = 0, nsent = 0, nwait = 0}
 end
 for _, f in ipairs(fields) do
   if s[f] == nil then s[f] = 0 end
@@ -91,6 +98,7 @@ local function decide(fin)
       if math.max(s.sent, r * sec) >= 1 then s.meas = 1 end
     elseif first then
       setRate(beta * math.max(r, n / sec))
+      s.peak = s.acc / sec
     elseif s.cum > 0 then
       setRate(s.cum / (s.cumd + sec) * (1 + H))
       s.frac = H / (1 + H)
@@ -102,15 +110,22 @@ local function decide(fin)
     s.quiet = 0
     s.lthr = fin
   elseif s.thr > 0 then
-    -- Send Headroom above what the service accepted. The fleet hears
-    -- answers up to a quarter period late, so a period's accepted count is
-    -- taken with the previous one's (the larger): a cut from one short
-    -- count, then another from the late throttles, cut the rate to a third
-    -- of the capacity, and probing back took seconds. A throttle never
+    -- Send Headroom above what the service accepted (counted in the
+    -- period the answers came in: the larger of two periods' counts, taken
+    -- while reports were counted where they arrived, held the rate above
+    -- capacity for two more periods after a burst). A throttle never
     -- raises the rate, and one period cuts at most to Beta of it.
-    local accepted = math.max(s.acc, s.pacc) / sec
-    setRate(math.max(math.min(r, accepted * (1 + H)), beta * r))
-    s.peak = accepted
+    local accepted = s.acc / sec
+    local to = accepted * (1 + H)
+    if n < 0.8 * r * sec then
+      -- The fleet sent less than its rate: what was accepted does not
+      -- measure the service (a short count cut 1000/s to 780/s on one
+      -- throttle of 152 answers); cut by the share refused instead.
+      to = math.max(to, r * (1 - f))
+    else
+      s.peak = accepted
+    end
+    setRate(math.max(math.min(r, to), beta * r))
     s.quiet = 0
     s.lthr = fin
   elseif not binding then
@@ -119,14 +134,19 @@ local function decide(fin)
       s.cacc, s.cps, s.crate = 0, fin, 0
     end
   elseif s.meas == 0 and s.acc > 0 then
-    setRate(r * 2)
+    if s.peak > 0 and r * 2 >= s.peak then
+      setRate(math.max(r, s.peak))
+      s.meas = 1
+    else
+      setRate(r * 2)
+    end
   elseif s.acc == 0 and r * sec < 1 and fin - s.lans >= 1000000 then
     setRate(math.min(r * (1 + probe * 10), 1 / sec))
   elseif s.meas == 0 and n == 0 then
     setRate(math.min(r * 2, math.max(r, s.refused)))
   elseif s.acc == 0 then
     -- no evidence either way
-  elseif r < s.peak then
+  elseif r < s.peak * (1 - probe) then
     -- Below what the service last accepted while throttling: close half
     -- the gap per period (probing from 1 % took seconds to get back).
     s.quiet = 0
@@ -135,7 +155,9 @@ local function decide(fin)
     s.quiet = s.quiet + 1
     local g = probe * 2 ^ (s.quiet - 1)
     g = math.max(g, probe * 10 / (r * sec))
-    setRate(r * (1 + math.min(g, 1)))
+    local most = 1
+    if r < 1.5 * s.peak then most = 0.05 end
+    setRate(r * (1 + math.min(g, most)))
   end
   if s.meas == 1 or first then
     s.cum, s.cumd = 0, 0
@@ -143,8 +165,9 @@ local function decide(fin)
     s.cum = s.cum + s.acc
     s.cumd = s.cumd + sec
   end
-  s.pacc = s.acc
-  s.acc, s.thr, s.sent, s.wait = 0, 0, 0, 0
+  -- What came in after the period's end, before it closed, is the next's.
+  s.acc, s.thr, s.sent, s.wait = s.nacc, s.nthr, s.nsent, s.nwait
+  s.nacc, s.nthr, s.nsent, s.nwait = 0, 0, 0, 0
 end
 
 if s.rate == 0 then
@@ -157,25 +180,46 @@ if s.rate == 0 then
   if thr > 0 then
     local cur = s.cacc / math.max((now - s.cps) / 1e6, P / 1e6)
     setRate(math.max(s.crate, cur))
-    s.meas, s.first, s.frac, s.refused, s.quiet = 0, 1, 0, 1e9, 0
+    s.meas, s.first, s.frac, s.refused, s.quiet, s.peak = 0, 1, 0, 1e9, 0, 0
     s.ps, s.lthr, s.tat = now, now, now
     s.acc, s.thr, s.sent, s.wait, s.cum, s.cumd = 0, 0, 0, 0, 0, 0
+    s.nacc, s.nthr, s.nsent, s.nwait = 0, 0, 0, 0
   end
 end
 local before = s.rate
 if s.rate > 0 then
+  -- Each process counts its answers before and after the end of the
+  -- open period as it last heard it, and the period closes a quarter
+  -- period (the reports' cadence while limiting) after its end: answers
+  -- count in the period they came in, not in the one their report
+  -- reached. Counted by arrival, a 200 ms period of a 1000/s service read
+  -- 70–310 accepted answers (4 processes, each sending its leased slots
+  -- in bursts), and the rate went by turns to 0.7 and 1.5 of capacity.
+  local fin = s.ps + P
+  if bound == fin then
+    s.acc, s.thr = s.acc + acc1, s.thr + thr1
+    s.nacc, s.nthr = s.nacc + acc2, s.nthr + thr2
+  elseif bound > 0 and bound < fin and now > fin then
+    -- The process had not heard of the open period: what it counted after
+    -- the end it knew is split by time at the open period's end.
+    local from = math.max(bound, s.ps)
+    local part = 1
+    if now > from then part = math.min((fin - from) / (now - from), 1) end
+    s.acc, s.thr = s.acc + acc1 + acc2 * part, s.thr + thr1 + thr2 * part
+    s.nacc, s.nthr = s.nacc + acc2 * (1 - part), s.nthr + thr2 * (1 - part)
+  elseif now > fin then
+    s.nacc, s.nthr = s.nacc + acc, s.nthr + thr
+  else
+    s.acc, s.thr = s.acc + acc, s.thr + thr
+  end
+  if waited > 0 then
+    if now > fin then s.nwait = 1 else s.wait = 1 end
+  end
   -- Close the periods that ended (a long silence is one quiet period).
-  local k = 0
-  while now >= s.ps + P and s.rate > 0 do
+  while now >= s.ps + P + P / 4 and s.rate > 0 do
     decide(s.ps + P)
     s.ps = s.ps + P
-    k = k + 1
     if now - s.ps > 2 * P then s.ps = now end
-  end
-  if s.rate > 0 then
-    s.acc = s.acc + acc
-    s.thr = s.thr + thr
-    if waited > 0 then s.wait = 1 end
   end
   if acc + thr > 0 then s.lans = now end
 end
@@ -183,7 +227,7 @@ end
 -- The line ahead of now was spaced at the old rate: respace it at the new
 -- one, so that a rate that rose is used at once (and one that fell is not
 -- overrun by slots granted before).
-if s.rate > 0 and before > 0 and s.rate ~= before and s.tat > now then
+if s.rate > 0 and before > 0 and s.rate > before and s.tat > now then
   s.tat = now + (s.tat - now) * before / s.rate
 end
 
@@ -203,7 +247,7 @@ if s.rate > 0 and want > 0 then
     local most = math.max(1, math.floor(s.rate * lease / 1e6))
     got = math.min(want, most)
     s.tat = s.tat + got * spacing
-    s.sent = s.sent + got
+    if now > s.ps + P then s.nsent = s.nsent + got else s.sent = s.sent + got end
   end
 end
 
@@ -214,7 +258,7 @@ for _, f in ipairs(fields) do
 end
 redis.call('HSET', key, unpack(out))
 redis.call('PEXPIRE', key, ttl)
-local calm = 0
-if s.rate == 0 then calm = 1 end
+local calm, fin = 0, 0
+if s.rate == 0 then calm = 1 else fin = s.ps + P end
 return {string.format('%.17g', s.rate), calm, string.format('%.17g', first), string.format('%.17g', spacing), got, repaired,
-  string.format('%.17g', s.tat - now)}
+  string.format('%.17g', s.tat - now), string.format('%.17g', fin), string.format('%.17g', fin - now)}

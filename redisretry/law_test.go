@@ -1,0 +1,264 @@
+package redisretry_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jittered/retry"
+	"github.com/jittered/retry/redisretry"
+	"github.com/redis/go-redis/v9"
+)
+
+// The fleet's law, pinned at the script: each test writes a limiter state
+// into a real Redis (times relative to the server's clock), runs one step
+// of step.lua with the defaults' arguments, and reads the state back.
+
+const (
+	lawP     = 200_000 // µs: the default Interval
+	lawH     = 0.03
+	lawProbe = 0.01
+)
+
+type lawRig struct {
+	t      *testing.T
+	rdb    *redis.Client
+	script *redis.Script
+	key    string
+}
+
+func newLawRig(t *testing.T) *lawRig {
+	t.Helper()
+	src, err := os.ReadFile("step.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startRedis(t, 0)
+	return &lawRig{t: t, rdb: s.client(t), script: redis.NewScript(string(src)), key: "law:" + t.Name()}
+}
+
+// now is the server's clock in µs.
+func (r *lawRig) now() int64 {
+	tm, err := r.rdb.Time(context.Background()).Result()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return tm.UnixMicro()
+}
+
+// set writes a limiting state: the fields given, over a state that limits
+// at rate with its open period ending at end (µs, server clock).
+func (r *lawRig) set(rate float64, end int64, fields map[string]float64) {
+	r.t.Helper()
+	now := r.now()
+	st := map[string]any{"rate": rate, "ps": end - lawP, "tat": now, "lthr": now, "lans": now, "cps": now}
+	for k, v := range fields {
+		st[k] = v
+	}
+	ctx := context.Background()
+	r.rdb.Del(ctx, r.key)
+	if err := r.rdb.HSet(ctx, r.key, st).Err(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// step reports acc/thr before bound and acc2/thr2 after it (no lease).
+func (r *lawRig) step(acc, thr, acc2, thr2 int, bound int64) []any {
+	r.t.Helper()
+	res, err := r.script.Run(context.Background(), r.rdb, []string{r.key},
+		acc, thr, acc2, thr2, bound, 0, 0, lawP, 2_000_000, lawH, lawProbe, 0.5, 50_000, 60_000, 50_000).Slice()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return res
+}
+
+func (r *lawRig) get(f string) float64 {
+	r.t.Helper()
+	v, err := r.rdb.HGet(context.Background(), r.key, f).Result()
+	if err != nil {
+		r.t.Fatalf("field %s: %v", f, err)
+	}
+	x, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		r.t.Fatalf("field %s = %q: %v", f, v, err)
+	}
+	return x
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(b)) }
+
+// TestLawCountsAnswersInTheirPeriod: a report's answers go to the period
+// they came in, as the process split them at the period's end, not to the
+// period the report reached; one counted at an end the process had not
+// heard of yet is split by time.
+func TestLawCountsAnswersInTheirPeriod(t *testing.T) {
+	r := newLawRig(t)
+	end := r.now() + 100_000
+	r.set(1000, end, nil)
+	r.step(150, 10, 7, 1, end)
+	if a, th, na, nt := r.get("acc"), r.get("thr"), r.get("nacc"), r.get("nthr"); a != 150 || th != 10 || na != 7 || nt != 1 {
+		t.Errorf("split at the open period's end: acc %v thr %v, next %v/%v; want 150/10 and 7/1", a, th, na, nt)
+	}
+	// A report whose end is older: before the open period ends, all of it
+	// is the open period's.
+	r.step(3, 0, 4, 0, end-lawP)
+	if a, na := r.get("acc"), r.get("nacc"); a != 157 || na != 7 {
+		t.Errorf("a report on an older end: acc %v next %v; want 157 and 7", a, na)
+	}
+
+	// After the open period ended (not yet closed), a process that knew only
+	// the previous end: its answers after that end are split by time at
+	// the open one's end (the report comes 10 ms after it: of the 210 ms
+	// since the open period began, 200 are before).
+	now := r.now()
+	end = now - 10_000
+	r.set(1000, end, nil)
+	r.step(0, 0, 100, 0, end-lawP)
+	a, na := r.get("acc"), r.get("nacc")
+	if !near(a+na, 100) || a < 92 || a > 95.5 {
+		t.Errorf("split by time: acc %v next %v; want about 95 and 5", a, na)
+	}
+}
+
+// TestLawClosesAQuarterPeriodLate: a period closes a quarter period after
+// its end, not at it (reports of its answers are still on their way), and
+// its decision uses its own count, the next period keeping what came after.
+func TestLawClosesAQuarterPeriodLate(t *testing.T) {
+	r := newLawRig(t)
+	end := r.now() - 20_000 // ended 20 ms ago: not closed yet
+	r.set(1000, end, map[string]float64{"meas": 1, "peak": 1000, "acc": 190, "thr": 20, "nacc": 9})
+	r.step(0, 0, 0, 0, end)
+	if got := r.get("rate"); got != 1000 {
+		t.Fatalf("20 ms after the end: rate %v; want 1000 (period still open)", got)
+	}
+	r.set(1000, r.now()-60_000, map[string]float64{"meas": 1, "peak": 1000, "acc": 190, "thr": 20, "nacc": 9})
+	r.step(0, 0, 0, 0, 0)
+	// 190 accepted in 200 ms, the fleet used its rate: 950/s · (1 + H).
+	if got, want := r.get("rate"), 950*(1+lawH); !near(got, want) {
+		t.Errorf("closed with 190 accepted of 210: rate %v; want %v", got, want)
+	}
+	if got := r.get("peak"); !near(got, 950) {
+		t.Errorf("peak %v; want 950 (the accepted rate of a period that used the rate)", got)
+	}
+	if got := r.get("acc"); got != 9 {
+		t.Errorf("the next period starts with %v accepted; want the 9 counted after the end", got)
+	}
+}
+
+// TestLawUnderusedPeriodCutsByRefusedShare: a throttle in a period in
+// which the fleet sent less than its rate cuts by the share refused, not to
+// the short count, and leaves the peak alone.
+func TestLawUnderusedPeriodCutsByRefusedShare(t *testing.T) {
+	r := newLawRig(t)
+	r.set(1000, r.now()-60_000, map[string]float64{"meas": 1, "peak": 1000, "acc": 100, "thr": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 1000*(1-1.0/101); !near(got, want) {
+		t.Errorf("101 answers of 200 allowed, one throttle: rate %v; want %v (not 515, the short count's)", got, want)
+	}
+	if got := r.get("peak"); got != 1000 {
+		t.Errorf("peak %v; want 1000 kept", got)
+	}
+}
+
+// TestLawGrowthNearPeakIsCapped: without throttles, the probe's growth is
+// at most 5 % a period below 1.5× the last measured peak (the fleet hears
+// a throttle a period late), and only half the gap is closed below 99 %
+// of the peak.
+func TestLawGrowthNearPeakIsCapped(t *testing.T) {
+	r := newLawRig(t)
+	ended := func() int64 { return r.now() - 60_000 }
+	// 5 quiet periods: the probe would be 16 %; capped at 5 %.
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 900, "quiet": 4, "acc": 200, "wait": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 1050.0; !near(got, want) {
+		t.Errorf("near the peak: rate %v; want %v", got, want)
+	}
+	// Far above the peak (capacity rose): the probe doubles its step again.
+	r.set(2000, ended(), map[string]float64{"meas": 1, "peak": 900, "quiet": 4, "acc": 400, "wait": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 2000*(1+lawProbe*16); !near(got, want) {
+		t.Errorf("far above the peak: rate %v; want %v", got, want)
+	}
+	// Within 1 % of the peak: probe (not halve a gap that never closes).
+	r.set(995, ended(), map[string]float64{"meas": 1, "peak": 1000, "acc": 199, "wait": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 995*(1+lawProbe); !near(got, want) {
+		t.Errorf("at 99.5 %% of the peak: rate %v; want %v (a probe)", got, want)
+	}
+	r.set(800, ended(), map[string]float64{"meas": 1, "peak": 1000, "acc": 160, "wait": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 900.0; !near(got, want) {
+		t.Errorf("at 80 %% of the peak: rate %v; want %v (half the gap)", got, want)
+	}
+}
+
+// TestLawSlowStartStopsAtTheWave: after the first wave, slow start doubles
+// only up to what the wave saw accepted, and is measured from there.
+func TestLawSlowStartStopsAtTheWave(t *testing.T) {
+	r := newLawRig(t)
+	r.set(600, r.now()-60_000, map[string]float64{"meas": 0, "peak": 900, "acc": 120, "wait": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got := r.get("rate"); got != 900 {
+		t.Errorf("slow start from 600 with the wave at 900: rate %v; want 900", got)
+	}
+	if got := r.get("meas"); got != 1 {
+		t.Errorf("meas %v; want 1 (probing from the wave's rate on)", got)
+	}
+	r.set(300, r.now()-60_000, map[string]float64{"meas": 0, "peak": 900, "acc": 60, "wait": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got := r.get("rate"); got != 600 {
+		t.Errorf("slow start from 300: rate %v; want 600 (doubling)", got)
+	}
+}
+
+// TestAnswersReachTheirPeriodWithoutCalls: answers counted just before the
+// fleet's period ends reach that period before it closes even if the
+// process calls nothing after them (its callers all sleep through a
+// backoff): a timer reports them just after the end.
+func TestAnswersReachTheirPeriodWithoutCalls(t *testing.T) {
+	s := startRedis(t, 0)
+	rdb := s.client(t)
+	l := newLimiter(t, rdb, redisretry.Config{Key: t.Name(), Timeout: time.Second})
+	now := time.Now()
+	l.ReserveAt(now, time.Time{}, time.Time{})
+	l.ObserveAt(now, retry.OutcomeThrottled)
+	waitFor(t, time.Second, func() bool { _, on := l.Rate(); return on }, "limiting")
+	ctx := context.Background()
+	for range 20 {
+		// The open period's end, on this clock.
+		srv, err := rdb.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := rdb.HGet(ctx, l.Key(), "ps").Float64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := time.Now().Add(time.Duration(ps)*time.Microsecond + redisretry.DefaultInterval - time.Duration(srv.UnixMicro())*time.Microsecond)
+		if time.Until(end) < 40*time.Millisecond {
+			time.Sleep(time.Until(end) + 60*time.Millisecond) // the next period
+			continue
+		}
+		time.Sleep(time.Until(end) - 30*time.Millisecond)
+		// A reservation leases (a report): no background report is due for
+		// an Interval after it.
+		l.ReserveAt(time.Now(), time.Time{}, time.Time{})
+		for range 50 {
+			l.ObserveAt(time.Now(), retry.OutcomeAccepted)
+		}
+		time.Sleep(time.Until(end) + 20*time.Millisecond) // ended, not closed (+50 ms)
+		acc, err := rdb.HGet(ctx, l.Key(), "acc").Float64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acc < 50 {
+			t.Fatalf("20 ms after the period's end: %v accepted answers in it; want the 50 counted before its end", acc)
+		}
+		return
+	}
+	t.Fatal("never found a period to test in")
+}
