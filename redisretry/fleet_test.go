@@ -34,14 +34,21 @@ type fleetArgs struct {
 	Seed            uint64
 	StartNs         int64
 	Timeout         time.Duration // redisretry.Config.Timeout (0: the default)
+	// Share, when not 0, is the process's fair share of the service
+	// (writes/s): it reports how long it took to get there (ShareNs).
+	Share float64
 }
 
 type fleetResult struct {
 	EndNs              int64
 	Attempts, Failures int
 	Commands           uint64
+	Leased, Expired    uint64
 	Fallbacks          uint64
 	Err                string // the last Redis error, if any
+	// ShareNs is the time from the start to the first 100 ms in which the
+	// process completed writes at 90 % of its Share or more (-1: never).
+	ShareNs int64
 }
 
 func TestMain(m *testing.M) {
@@ -71,20 +78,25 @@ func fleetChild() int {
 		p.Limiter, shared = l, l
 	}
 	time.Sleep(time.Until(time.Unix(0, a.StartNs)))
+	done := &completions{}
 	res, err := retrytest.RunLoad(context.Background(), retrytest.LoadConfig{
 		URL: a.URL, Clients: a.Writers, Items: a.Items, Timeout: 3 * time.Minute,
 		NewTransport: func(next http.RoundTripper) http.RoundTripper {
-			return &httpretry.Transport{Next: next, Policy: p}
+			done.next = &httpretry.Transport{Next: next, Policy: p}
+			return done
 		},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
 	}
-	out := fleetResult{EndNs: time.Unix(0, a.StartNs).Add(res.Wall).UnixNano(), Attempts: res.Attempts, Failures: res.Failures}
+	out := fleetResult{EndNs: time.Unix(0, a.StartNs).Add(res.Wall).UnixNano(), Attempts: res.Attempts, Failures: res.Failures, ShareNs: -1}
+	if a.Share > 0 {
+		out.ShareNs = int64(timeToShare(done.at, time.Unix(0, a.StartNs), a.Share, 100*time.Millisecond))
+	}
 	if shared != nil {
 		st := shared.Stats()
-		out.Commands, out.Fallbacks = st.Commands, st.Fallbacks
+		out.Commands, out.Fallbacks, out.Leased, out.Expired = st.Commands, st.Fallbacks, st.Leased, st.Expired
 		if err := shared.Err(); err != nil {
 			out.Err = err.Error()
 		}
@@ -93,19 +105,66 @@ func fleetChild() int {
 	return 0
 }
 
+// completions records when each write completed (its final answer a
+// success), for the time to share.
+type completions struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	at   []time.Time
+}
+
+func (c *completions) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if err == nil && resp.StatusCode < 300 {
+		c.mu.Lock()
+		c.at = append(c.at, time.Now())
+		c.mu.Unlock()
+	}
+	return resp, err
+}
+
+// timeToShare is how long after start the first window of length w begins
+// in which at least 90 % of share·w writes completed; -1 if none.
+func timeToShare(at []time.Time, start time.Time, share float64, w time.Duration) time.Duration {
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	need := int(math.Ceil(0.9 * share * w.Seconds()))
+	for i := range at {
+		if j := i - need + 1; j >= 0 && at[i].Sub(at[j]) <= w {
+			// at[j..i] fit in a window that begins at at[i]-w (or at start).
+			return max(at[i].Add(-w).Sub(start), 0)
+		}
+	}
+	return -1
+}
+
 type fleetRun struct {
 	Ratio, Attempts, CmdsPerAttempt float64
 	Throttles, Failures             int
 	Fallbacks                       uint64
 	Errs                            []string
+	// Join is how long the late joiner took to reach its share (fleet.Late
+	// set; -1: never).
+	Join time.Duration
 }
 
-// runFleet runs k client processes writing items in all (writers in all)
-// to one retrytest service of rate writes/s (burst 100, 429 throttles,
-// 1 ms service time) on loopback; with redisAddr, they share one
-// redisretry limiter.
-func runFleet(t testing.TB, k, items, writers int, rate float64, redisAddr string, timeout time.Duration, seed uint64) fleetRun {
+// fleet is one fleet run: K client processes writing Items in all
+// (Writers in all) to one retrytest service of Rate writes/s (burst 100,
+// 429 throttles, 1 ms service time) on loopback; with Redis, they share
+// one redisretry limiter (of that Timeout).
+type fleet struct {
+	K, Items, Writers int
+	Rate              float64
+	Redis             string
+	Timeout           time.Duration
+	Seed              uint64
+	// Late, when not 0: the last process starts this much after the others
+	// and measures how long it takes to reach its share, Rate/K.
+	Late time.Duration
+}
+
+func runFleet(t testing.TB, f fleet) fleetRun {
 	t.Helper()
+	k, items, rate := f.K, f.Items, f.Rate
 	s, err := retrytest.Start(retrytest.Config{Rate: rate, Burst: 100, Latency: time.Millisecond, Shape: retrytest.TooManyRequests})
 	if err != nil {
 		t.Fatal(err)
@@ -116,13 +175,18 @@ func runFleet(t testing.TB, k, items, writers int, rate float64, redisAddr strin
 		t.Fatal(err)
 	}
 	start := time.Now().Add(400 * time.Millisecond)
-	key := fmt.Sprintf("fleet-%d-%d", seed, time.Now().UnixNano())
+	key := fmt.Sprintf("fleet-%d-%d", f.Seed, time.Now().UnixNano())
 	results := make([]fleetResult, k)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []string
 	for i := range k {
-		args, _ := json.Marshal(fleetArgs{URL: s.URL, Redis: redisAddr, Key: key, Items: items / k, Writers: max(1, writers/k), Seed: seed*100 + uint64(i), StartNs: start.UnixNano(), Timeout: timeout})
+		a := fleetArgs{URL: s.URL, Redis: f.Redis, Key: key, Items: items / k, Writers: max(1, f.Writers/k), Seed: f.Seed*100 + uint64(i),
+			StartNs: start.UnixNano(), Timeout: f.Timeout}
+		if f.Late > 0 && i == k-1 {
+			a.StartNs, a.Share = start.Add(f.Late).UnixNano(), rate/float64(k)
+		}
+		args, _ := json.Marshal(a)
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
@@ -146,7 +210,7 @@ func runFleet(t testing.TB, k, items, writers int, rate float64, redisAddr strin
 	}
 	n := items / k * k
 	ideal := float64(n) / rate
-	var r fleetRun
+	r := fleetRun{Join: -1}
 	var end int64
 	attempts := 0
 	var cmds uint64
@@ -158,6 +222,9 @@ func runFleet(t testing.TB, k, items, writers int, rate float64, redisAddr strin
 		r.Fallbacks += c.Fallbacks
 		if c.Err != "" {
 			r.Errs = append(r.Errs, c.Err)
+		}
+		if c.ShareNs >= 0 {
+			r.Join = time.Duration(c.ShareNs)
 		}
 	}
 	r.Ratio = time.Duration(end-start.UnixNano()).Seconds() / ideal
@@ -180,7 +247,7 @@ func TestFleetProcesses(t *testing.T) {
 	// correct then and is logged, not failed: this test is about sharing
 	// (TestRedisDownFallsBackAndRejoins is about falling back). CI once saw
 	// a command unanswered for 1 s under -race.
-	r := runFleet(t, 4, 4000, 200, 1000, s.addr(), time.Second, 1)
+	r := runFleet(t, fleet{K: 4, Items: 4000, Writers: 200, Rate: 1000, Redis: s.addr(), Timeout: time.Second, Seed: 1})
 	if r.Fallbacks > 0 {
 		t.Logf("%d fallbacks: %q", r.Fallbacks, r.Errs)
 	}
@@ -215,7 +282,7 @@ func BenchmarkFleet(b *testing.B) {
 					var ratios, attempts, thr, cmds []float64
 					failures := 0
 					for i := range reps {
-						r := runFleet(b, k, 20000, 200, 1000, addr, 0, uint64(i+1))
+						r := runFleet(b, fleet{K: k, Items: 20000, Writers: 200, Rate: 1000, Redis: addr, Seed: uint64(i + 1)})
 						ratios = append(ratios, r.Ratio)
 						attempts = append(attempts, r.Attempts)
 						thr = append(thr, float64(r.Throttles))
@@ -233,6 +300,53 @@ func BenchmarkFleet(b *testing.B) {
 					if mode == "shared" {
 						b.ReportMetric(q(cmds, 0.5), "median-redis-cmds/attempt")
 					}
+					b.ReportMetric(float64(failures), "failures")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkFleetJoin measures how long a process that joins a busy fleet
+// takes to reach its share: K−1 processes write to one retrytest service
+// of 1000 writes/s, the K-th starts 3 s later (N = 8000 items in all, 200
+// writers in all), each with its own limiter ("local") or all sharing one
+// redisretry limiter ("shared"); the late process's time to share is from
+// its start to the first 100 ms in which it completed at least 90 % of
+// 1000/K writes per second. REDISRETRY_REPS runs each (default 10).
+//
+//	cd redisretry && go test -run '^$' -bench FleetJoin -benchtime 1x -timeout 60m
+func BenchmarkFleetJoin(b *testing.B) {
+	reps := 10
+	if v, err := strconv.Atoi(os.Getenv("REDISRETRY_REPS")); err == nil && v > 0 {
+		reps = v
+	}
+	s := startRedis(b, 0)
+	for _, k := range []int{4, 8, 16} {
+		for _, mode := range []string{"local", "shared"} {
+			b.Run(fmt.Sprintf("K=%d/%s", k, mode), func(b *testing.B) {
+				addr := ""
+				if mode == "shared" {
+					addr = s.addr()
+				}
+				for b.Loop() {
+					var joins []float64
+					never, failures := 0, 0
+					for i := range reps {
+						r := runFleet(b, fleet{K: k, Items: 8000, Writers: 200, Rate: 1000, Redis: addr, Seed: uint64(i + 1), Late: 3 * time.Second})
+						failures += r.Failures
+						if r.Join < 0 {
+							never++
+							continue
+						}
+						joins = append(joins, float64(r.Join)/float64(time.Millisecond))
+					}
+					slices.Sort(joins)
+					if len(joins) > 0 {
+						b.ReportMetric(joins[(len(joins)-1)/2], "median-join-ms")
+						b.ReportMetric(joins[len(joins)-1], "worst-join-ms")
+					}
+					b.ReportMetric(float64(never), "never-joined")
 					b.ReportMetric(float64(failures), "failures")
 				}
 			})

@@ -68,8 +68,15 @@ func (r *lawRig) set(rate float64, end int64, fields map[string]float64) {
 // step reports acc/thr before bound and acc2/thr2 after it (no lease).
 func (r *lawRig) step(acc, thr, acc2, thr2 int, bound int64) []any {
 	r.t.Helper()
+	return r.lease(acc, thr, acc2, thr2, bound, 0, 0)
+}
+
+// lease is step with a lease of want slots by a process that has gone
+// starved µs without a slot.
+func (r *lawRig) lease(acc, thr, acc2, thr2 int, bound int64, want int, starved int64) []any {
+	r.t.Helper()
 	res, err := r.script.Run(context.Background(), r.rdb, []string{r.key},
-		acc, thr, acc2, thr2, bound, 0, 0, lawP, 2_000_000, lawH, lawProbe, 0.5, 50_000, 60_000, 50_000).Slice()
+		acc, thr, acc2, thr2, bound, 0, want, starved, lawP, 2_000_000, lawH, lawProbe, 0.5, 50_000, 60_000, 50_000).Slice()
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -261,4 +268,25 @@ func TestAnswersReachTheirPeriodWithoutCalls(t *testing.T) {
 		return
 	}
 	t.Fatal("never found a period to test in")
+}
+
+// TestLawLeasesWithinLeaseAhead: the line leases no slot that begins more
+// than Lease ahead — unless the asking process has gone that much longer
+// without one (a late joiner otherwise found the line a period ahead,
+// held there by processes that leased the moment it came within reach).
+func TestLawLeasesWithinLeaseAhead(t *testing.T) {
+	r := newLawRig(t)
+	got := func(res []any) int64 { return res[4].(int64) }
+	end := r.now() + 150_000
+	r.set(1000, end, map[string]float64{"meas": 1, "tat": float64(r.now() + 120_000)})
+	if n := got(r.lease(0, 0, 0, 0, end, 5, 0)); n != 0 {
+		t.Errorf("line 120 ms ahead, not starved: %d slots leased; want 0 (Lease is 50 ms)", n)
+	}
+	if n := got(r.lease(0, 0, 0, 0, end, 5, 100_000)); n != 5 {
+		t.Errorf("line 120 ms ahead, starved 100 ms: %d slots leased; want 5", n)
+	}
+	r.set(1000, end, map[string]float64{"meas": 1, "tat": float64(r.now() + 30_000)})
+	if n := got(r.lease(0, 0, 0, 0, end, 5, 0)); n != 5 {
+		t.Errorf("line 30 ms ahead: %d slots leased; want 5", n)
+	}
 }

@@ -89,8 +89,10 @@ type Config struct {
 	// (default 50 ms of the rate, as Goodput's Burst).
 	Burst time.Duration
 	// Lease is how much of the fleet's rate one round trip may lease to one
-	// process (default 50 ms of the rate, at least one slot): larger leases
-	// mean fewer round trips and coarser sharing.
+	// process (default 50 ms of the rate, at least one slot), and how far
+	// ahead of now the fleet's line leases slots: larger leases mean fewer
+	// round trips, coarser sharing and a longer wait for a process that
+	// joins a busy fleet.
 	Lease time.Duration
 
 	// Timeout bounds each Redis command (default 100 ms); a command that
@@ -240,19 +242,35 @@ type Limiter struct {
 	commands, leased, expired, fallbacks, rejoins, repairs atomic.Uint64
 	lastErr                                                atomic.Pointer[error]
 
-	mu        sync.Mutex
-	slots     []time.Time // leased slot start times, local clock, ascending
-	held      map[retry.Ticket]time.Time
-	next      retry.Ticket
-	leasing   bool      // a lease is in flight
-	demand    int       // reservations since the last lease
-	nextAt    time.Time // when the fleet's line has its next slot, as last heard
-	leaseAt   time.Time // no lease before: the line's next slot is too far ahead
-	used      int       // slots used since the last lease
-	use       float64   // slots this process uses per second, smoothed
+	mu      sync.Mutex
+	slots   []time.Time // leased slot start times, local clock, ascending
+	held    map[retry.Ticket]time.Time
+	next    retry.Ticket
+	leasing bool      // a lease is in flight
+	demand  int       // reservations since the last lease
+	nextAt  time.Time // when the fleet's line has its next slot, as last heard
+	leaseAt time.Time // no lease before: the line's next slot is too far ahead
+	// starved is when a caller of this process last found no slot while it
+	// held none (zero: it holds some). The longer it starves, the further
+	// ahead the fleet leases it slots: without that, processes that had
+	// slots leased again the moment the line came within a period, and a
+	// late joiner found it a period and a lease ahead for seconds.
+	starved time.Time
+	// share is this process's pace while it falls back from a fleet that
+	// was limiting (slots per second, what it used then plus Headroom; 0:
+	// none), and shareAt its next slot: its local limiter, calm because the
+	// fleet kept it from being throttled, would send unpaced (16 processes:
+	// a second of throttles after each fallback).
+	share     float64
+	shareAt   time.Time
+	used      int     // slots used since the last lease
+	use       float64 // slots this process uses per second, smoothed
 	lastLease time.Time
 	rate      float64
 }
+
+// errClosed: a command not sent, the Limiter being closed.
+var errClosed = errors.New("redisretry: the Limiter is closed")
 
 // localTag marks tickets issued by the local limiter.
 const localTag retry.Ticket = 1 << 63
@@ -342,10 +360,13 @@ func (l *Limiter) ReserveAt(now, earliest, deadline time.Time) (retry.Ticket, ti
 	if !l.started.Load() && l.started.CompareAndSwap(false, true) && !l.closed.Load() {
 		// First use: learn the fleet's state now, so that a process joining
 		// a limiting fleet takes its place in the line at once.
-		l.step(now, 0, deadline)
+		l.step(now, 0, 0, deadline)
 	}
 	if l.down.Load() {
 		l.background(now)
+		if t, w, ok, paced := l.sharePace(now, earliest, deadline); paced {
+			return t, w, ok
+		}
 		return l.localReserve(now, earliest, deadline)
 	}
 	if l.calm.Load() {
@@ -369,15 +390,19 @@ func (l *Limiter) ReserveAt(now, earliest, deadline time.Time) (retry.Ticket, ti
 		// A caller waits for the line: the rate binds (the fleet grows it
 		// only then).
 		l.waited.Store(true)
+		if l.starved.IsZero() {
+			l.starved = now
+		}
 	}
 	if !ok && l.leasing {
 		l.mu.Unlock()
 		return 0, time.Millisecond, true // a lease is in flight: come back
 	}
-	if !ok && now.Before(l.leaseAt) {
+	if wake := l.starved.Add(l.leaseAt.Sub(l.starved) / 2); !ok && now.Before(wake) {
 		// The fleet's line has no slot for us yet: no round trip before
-		// one may be leased.
-		w := min(l.leaseAt.Sub(now), l.cfg.Interval) // the rate may rise meanwhile
+		// one may be leased (the line within a period, and as much again
+		// as this process has starved).
+		w := min(wake.Sub(now), l.cfg.Interval) // the rate may rise meanwhile
 		l.mu.Unlock()
 		if !deadline.IsZero() && now.Add(w).After(deadline) && l.nextAt.After(deadline) {
 			return 0, w, false
@@ -385,12 +410,20 @@ func (l *Limiter) ReserveAt(now, earliest, deadline time.Time) (retry.Ticket, ti
 		return 0, w, true
 	}
 	if !ok {
-		// Lease what this process used over the last Lease span, or what
-		// waits now if more (the script grants at most Lease of the rate).
-		want := min(max(l.demand, int(math.Ceil(l.use*l.cfg.Lease.Seconds())), 1), 256)
+		// Lease what this process used over the last period (a newcomer:
+		// what waits now); the script grants at most Lease of the rate. The
+		// reservations since the last lease count a waiting caller each
+		// time it comes back: leasing them took a batch as large as the
+		// script grants, a second of a small process's share, every time.
+		want := l.demand
+		if l.use > 0 {
+			want = int(math.Ceil(l.use * l.cfg.Interval.Seconds()))
+		}
+		want = min(max(want, 1), 256)
 		l.leasing = true
+		starved := now.Sub(l.starved)
 		l.mu.Unlock()
-		l.step(now, want, deadline)
+		l.step(now, want, starved, deadline)
 		l.mu.Lock()
 		l.leasing = false
 		if l.down.Load() || l.calm.Load() {
@@ -398,8 +431,8 @@ func (l *Limiter) ReserveAt(now, earliest, deadline time.Time) (retry.Ticket, ti
 			return l.ReserveAt(now, earliest, deadline)
 		}
 		if slot, ok = l.popSlot(now); !ok {
-			// The line's next slot is more than a period ahead: come back
-			// when it is due, or after a period, whichever is first.
+			// The line's next slot is more than Lease ahead: come back when
+			// it is due, or after a period, whichever is first.
 			w := min(max(l.nextAt.Sub(now), time.Millisecond), l.cfg.Interval)
 			l.mu.Unlock()
 			if !deadline.IsZero() && now.Add(w).After(deadline) && l.nextAt.After(deadline) {
@@ -424,6 +457,40 @@ func (l *Limiter) ReserveAt(now, earliest, deadline time.Time) (retry.Ticket, ti
 	l.mu.Unlock()
 	l.waited.Store(true)
 	return t, w, true
+}
+
+// sharePace paces a process that fell back from a limiting fleet at its
+// share, until its local limiter limits by itself; paced is false when it
+// does not apply.
+func (l *Limiter) sharePace(now, earliest, deadline time.Time) (t retry.Ticket, w time.Duration, ok, paced bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.share <= 0 {
+		return 0, 0, false, false
+	}
+	if r, ok := l.local.(interface{ Rate() (float64, bool) }); ok {
+		if _, on := r.Rate(); on {
+			l.share = 0 // it has learned this process's own pace
+			return 0, 0, false, false
+		}
+	}
+	if w := earliest.Sub(now); w > 0 {
+		return 0, w, true, true // take a slot when the delay ends
+	}
+	slot := l.shareAt
+	if slot.Before(now) {
+		slot = now
+	}
+	if !deadline.IsZero() && slot.After(deadline) {
+		return 0, slot.Sub(now), false, true
+	}
+	l.shareAt = slot.Add(time.Duration(float64(time.Second) / l.share))
+	if !slot.After(now) {
+		return 0, 0, true, true
+	}
+	l.next++
+	l.held[l.next] = slot
+	return l.next, slot.Sub(now), true, true
 }
 
 func (l *Limiter) localReserve(now, earliest, deadline time.Time) (retry.Ticket, time.Duration, bool) {
@@ -560,7 +627,7 @@ func (l *Limiter) background(now time.Time) {
 func (l *Limiter) report() {
 	if !l.spawn(func() {
 		defer l.stepping.Store(false)
-		l.step(time.Now(), 0, time.Time{})
+		l.step(time.Now(), 0, 0, time.Time{})
 	}) {
 		l.stepping.Store(false)
 	}
@@ -601,13 +668,13 @@ func (l *Limiter) periodReport() {
 	}
 	// Not held back by a report in flight (stepping): that one may have
 	// taken its counts before the period ended.
-	l.spawn(func() { l.step(time.Now(), 0, time.Time{}) })
+	l.spawn(func() { l.step(time.Now(), 0, 0, time.Time{}) })
 }
 
 // step runs the script once: reports the answers counted since the last
 // step, and leases up to want slots. It is bounded by Timeout and deadline;
 // on failure the process falls back to its local limiter.
-func (l *Limiter) step(now time.Time, want int, deadline time.Time) {
+func (l *Limiter) step(now time.Time, want int, starved time.Duration, deadline time.Time) {
 	timeout := l.cfg.Timeout
 	byCaller := false // the caller's deadline, not Timeout, bounds the command
 	if !deadline.IsZero() && deadline.Sub(now) < timeout {
@@ -627,10 +694,13 @@ func (l *Limiter) step(now time.Time, want int, deadline time.Time) {
 	}
 	l.lastStep.Store(now.UnixNano())
 	l.commands.Add(1)
-	res, err := l.run(timeout, [4]int64{acc, thr, acc2, thr2}, bound, waited, want)
+	res, err := l.run(timeout, [4]int64{acc, thr, acc2, thr2}, bound, waited, want, starved.Microseconds())
 	got := time.Now()
 	if err == nil {
 		err = l.apply(got, res)
+	}
+	if errors.Is(err, errClosed) {
+		return // Close, not Redis: nothing to fall back from
 	}
 	if err != nil {
 		l.lastErr.Store(&err)
@@ -649,6 +719,12 @@ func (l *Limiter) step(now time.Time, want int, deadline time.Time) {
 		l.downTill.Store(got.Add(l.cfg.RetryAfter).UnixNano())
 		if !l.down.Swap(true) {
 			l.fallbacks.Add(1)
+			l.mu.Lock()
+			l.share, l.shareAt = 0, time.Time{}
+			if !l.calm.Load() && l.use > 0 {
+				l.share = l.use * (1 + l.cfg.Headroom)
+			}
+			l.mu.Unlock()
 		}
 		return
 	}
@@ -661,7 +737,7 @@ func (l *Limiter) step(now time.Time, want int, deadline time.Time) {
 // timeouts (go-redis honours a context's deadline only with
 // ContextTimeoutEnabled): a command still in flight then finishes in the
 // background, tracked for Close.
-func (l *Limiter) run(timeout time.Duration, n [4]int64, bound string, waited, want int) ([]any, error) {
+func (l *Limiter) run(timeout time.Duration, n [4]int64, bound string, waited, want int, starved int64) ([]any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	type answer struct {
 		res []any
@@ -671,11 +747,11 @@ func (l *Limiter) run(timeout time.Duration, n [4]int64, bound string, waited, w
 	if !l.spawn(func() {
 		defer cancel()
 		res, err := stepScript.Run(ctx, l.rdb, []string{l.key},
-			n[0], n[1], n[2], n[3], bound, waited, want, l.args[0], l.args[1], l.args[2], l.args[3], l.args[4], l.args[5], l.args[6], l.args[7]).Slice()
+			n[0], n[1], n[2], n[3], bound, waited, want, starved, l.args[0], l.args[1], l.args[2], l.args[3], l.args[4], l.args[5], l.args[6], l.args[7]).Slice()
 		ch <- answer{res, err}
 	}) {
 		cancel()
-		return nil, errors.New("redisretry: the Limiter is closed")
+		return nil, errClosed
 	}
 	select {
 	case a := <-ch:
@@ -745,9 +821,10 @@ func (l *Limiter) apply(got time.Time, res []any) error {
 		}
 	}
 	l.nextAt = got.Add(time.Duration(first * float64(time.Microsecond)))
-	// The script leases no slot more than four Intervals ahead: no lease is
-	// asked for before the line's next free slot is that close.
-	l.leaseAt = got.Add(time.Duration(free*float64(time.Microsecond)) - l.cfg.Interval)
+	// The script leases no slot more than Lease ahead (more for a process
+	// that starves): no lease is asked for before the line's next free
+	// slot is that close.
+	l.leaseAt = got.Add(time.Duration(free*float64(time.Microsecond)) - l.cfg.Lease)
 	if !l.lastLease.IsZero() {
 		if el := got.Sub(l.lastLease).Seconds(); el > 0 {
 			w := min(el/l.cfg.Interval.Seconds(), 1) // smoothed over about a period
@@ -757,6 +834,7 @@ func (l *Limiter) apply(got time.Time, res []any) error {
 	l.used, l.lastLease = 0, got
 	if n > 0 {
 		l.demand = 0
+		l.starved = time.Time{}
 		l.leased.Add(uint64(n))
 		for i := range n {
 			l.pushSlot(got.Add(time.Duration((first + float64(i)*spacing) * float64(time.Microsecond))))

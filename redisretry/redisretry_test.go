@@ -364,3 +364,97 @@ func TestRedisNeverHoldsACallerPastItsDeadline(t *testing.T) {
 		t.Errorf("Err() = %v, want the timeout", err)
 	}
 }
+
+// TestTimeToShare pins the fleet benchmarks' join measure: the start of
+// the first 100 ms window holding 90 % of the share's writes.
+func TestTimeToShare(t *testing.T) {
+	start := time.Unix(100, 0)
+	ms := func(v ...int) []time.Time {
+		var at []time.Time
+		for _, x := range v {
+			at = append(at, start.Add(time.Duration(x)*time.Millisecond))
+		}
+		return at
+	}
+	// Share 100/s: 9 writes in 100 ms. One write every 10 ms from 500 ms:
+	// the window [500, 600) is the first to hold 9 (the 9th at 580 ms,
+	// window begins at 480 ms).
+	var steady []int
+	for x := 500; x < 1000; x += 10 {
+		steady = append(steady, x)
+	}
+	if got := timeToShare(ms(steady...), start, 100, 100*time.Millisecond); got != 480*time.Millisecond {
+		t.Errorf("steady from 500 ms: %v, want 480ms", got)
+	}
+	// From the start: 0, not negative.
+	if got := timeToShare(ms(0, 10, 20, 30, 40, 50, 60, 70, 80), start, 100, 100*time.Millisecond); got != 0 {
+		t.Errorf("at share from the start: %v, want 0", got)
+	}
+	// One write every 20 ms never holds 9 in 100 ms; unsorted input is sorted.
+	if got := timeToShare(ms(200, 0, 100, 20, 40, 60, 80, 120, 140, 160, 180), start, 100, 100*time.Millisecond); got != -1 {
+		t.Errorf("half the share: %v, want -1", got)
+	}
+}
+
+// never is a local limiter that never limits: what a process's own
+// Goodput limiter is when the fleet kept it from being throttled.
+type never struct{}
+
+func (never) ReserveAt(now, earliest, deadline time.Time) (retry.Ticket, time.Duration, bool) {
+	return 0, max(earliest.Sub(now), 0), true
+}
+func (never) WaitAt(time.Time, retry.Ticket) time.Duration { return 0 }
+func (never) CancelAt(time.Time, retry.Ticket)             {}
+func (never) ObserveAt(time.Time, retry.Outcome)           {}
+
+// TestFallbackPacesAtItsShare: a process that falls back while the fleet
+// limits goes on at the pace it had (its use of the fleet's slots), not
+// unpaced on a local limiter that never saw a throttle.
+func TestFallbackPacesAtItsShare(t *testing.T) {
+	s := startRedis(t, 0)
+	rdb := s.client(t)
+	l := newLimiter(t, rdb, redisretry.Config{Key: t.Name(), Timeout: 50 * time.Millisecond, RetryAfter: time.Minute, Local: never{}})
+	// The fleet limits at 400/s.
+	if err := rdb.HSet(context.Background(), l.Key(), map[string]any{"rate": 400, "meas": 1, "peak": 400,
+		"ps": time.Now().UnixMicro(), "tat": 0, "lthr": time.Now().UnixMicro()}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// One caller takes the slots it is given for 0.6 s.
+	for end := time.Now().Add(600 * time.Millisecond); time.Now().Before(end); {
+		now := time.Now()
+		tk, w, ok := l.ReserveAt(now, time.Time{}, time.Time{})
+		if !ok {
+			t.Fatal("refused without a deadline")
+		}
+		time.Sleep(w)
+		for tk != 0 {
+			if w = l.WaitAt(time.Now(), tk); w <= 0 {
+				break
+			}
+			time.Sleep(w)
+		}
+		l.ObserveAt(time.Now(), retry.OutcomeAccepted)
+	}
+	if r, on := l.Rate(); !on {
+		t.Fatalf("the fleet is not limiting (rate %v)", r)
+	}
+	s.stop()
+	waitFor(t, 2*time.Second, func() bool {
+		l.ReserveAt(time.Now(), time.Time{}, time.Time{})
+		return l.FellBack()
+	}, "fallen back after Redis was killed")
+	now := time.Now().Add(time.Second) // past any slot leased before
+	var last time.Duration
+	for i := range 20 {
+		_, w, ok := l.ReserveAt(now, time.Time{}, time.Time{})
+		if !ok || w < last {
+			t.Fatalf("reservation %d on fallback: wait %v (ok %v) after %v; want ever later slots", i, w, ok, last)
+		}
+		last = w
+	}
+	// One caller used up to the fleet's 400/s (plus Headroom on fallback):
+	// 20 slots at that pace span about 19/400 s; unpaced, 0.
+	if lo, hi := 19*time.Second/800, 19*time.Second/200; last < lo || last > hi {
+		t.Errorf("20 reservations at once on fallback: the last waits %v; want %v to %v (paced at the share it had)", last, lo, hi)
+	}
+}
