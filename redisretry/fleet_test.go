@@ -170,6 +170,7 @@ func runFleet(t testing.TB, f fleet) fleetRun {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	served := time.Now()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +208,9 @@ func runFleet(t testing.TB, f fleet) fleetRun {
 	wg.Wait()
 	if len(errs) > 0 {
 		t.Fatal(strings.Join(errs, "\n"))
+	}
+	if dir := os.Getenv("REDISRETRY_TIMELINES"); dir != "" && f.Seed == 1 && f.Late == 0 {
+		writeTimeline(t, dir, f, s.Counters(), start.Sub(served))
 	}
 	n := items / k * k
 	ideal := float64(n) / rate
@@ -258,11 +262,46 @@ func TestFleetProcesses(t *testing.T) {
 	}
 }
 
+// timeline is what the service saw of one fleet run, per 100 ms from the
+// processes' start: the data of the fleet chart (bench/cmd/fleetchart).
+type timeline struct {
+	K         int
+	Mode      string // "local" or "shared"
+	Interval  time.Duration
+	Accepted  []int
+	Throttled []int
+}
+
+// writeTimeline writes dir/fleet-K<k>-<mode>.json.
+func writeTimeline(t testing.TB, dir string, f fleet, c retrytest.Counters, lead time.Duration) {
+	t.Helper()
+	tl := timeline{K: f.K, Mode: "local", Interval: c.Interval}
+	if f.Redis != "" {
+		tl.Mode = "shared"
+	}
+	skip := int(lead/c.Interval) - c.First
+	for i, b := range c.Buckets {
+		if i >= skip {
+			tl.Accepted = append(tl.Accepted, b.Accepted)
+			tl.Throttled = append(tl.Throttled, b.Throttled)
+		}
+	}
+	out, err := json.Marshal(tl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fmt.Sprintf("%s/fleet-K%d-%s.json", dir, f.K, tl.Mode), out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // BenchmarkFleet is issue 14's fleet benchmark: K = 1, 4, 8 and 16 client
 // processes writing N = 20,000 items in all (200 writers in all) to one
 // retrytest service of 1000 writes/s on loopback, each process with its
 // own limiter ("local") or all sharing one redisretry limiter ("shared"),
-// REDISRETRY_REPS runs each (default 10). Ideal = N ÷ 1000 = 20 s.
+// REDISRETRY_REPS runs each (default 10). Ideal = N ÷ 1000 = 20 s. With
+// REDISRETRY_TIMELINES=dir, the first run of each writes what the service
+// saw to dir, for the chart (bench/cmd/fleetchart).
 //
 //	cd redisretry && go test -run '^$' -bench Fleet -benchtime 1x -timeout 120m
 func BenchmarkFleet(b *testing.B) {
