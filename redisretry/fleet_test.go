@@ -295,6 +295,30 @@ func writeTimeline(t testing.TB, dir string, f fleet, c retrytest.Counters, lead
 	}
 }
 
+// fleetBench runs one sub-benchmark per K and mode ("local": a limiter
+// per process; "shared": one redisretry limiter on a real redis-server at
+// addr), each doing REDISRETRY_REPS runs (default 10) of run.
+func fleetBench(b *testing.B, ks []int, run func(b *testing.B, k int, addr string, reps int)) {
+	reps := 10
+	if v, err := strconv.Atoi(os.Getenv("REDISRETRY_REPS")); err == nil && v > 0 {
+		reps = v
+	}
+	s := startRedis(b, 0)
+	for _, k := range ks {
+		for _, mode := range []string{"local", "shared"} {
+			b.Run(fmt.Sprintf("K=%d/%s", k, mode), func(b *testing.B) {
+				addr := ""
+				if mode == "shared" {
+					addr = s.addr()
+				}
+				for b.Loop() {
+					run(b, k, addr, reps)
+				}
+			})
+		}
+	}
+}
+
 // BenchmarkFleet is issue 14's fleet benchmark: K = 1, 4, 8 and 16 client
 // processes writing N = 20,000 items in all (200 writers in all) to one
 // retrytest service of 1000 writes/s on loopback, each process with its
@@ -305,45 +329,30 @@ func writeTimeline(t testing.TB, dir string, f fleet, c retrytest.Counters, lead
 //
 //	cd redisretry && go test -run '^$' -bench Fleet -benchtime 1x -timeout 120m
 func BenchmarkFleet(b *testing.B) {
-	reps := 10
-	if v, err := strconv.Atoi(os.Getenv("REDISRETRY_REPS")); err == nil && v > 0 {
-		reps = v
-	}
-	s := startRedis(b, 0)
-	for _, k := range []int{1, 4, 8, 16} {
-		for _, mode := range []string{"local", "shared"} {
-			b.Run(fmt.Sprintf("K=%d/%s", k, mode), func(b *testing.B) {
-				addr := ""
-				if mode == "shared" {
-					addr = s.addr()
-				}
-				for b.Loop() {
-					var ratios, attempts, thr, cmds []float64
-					failures := 0
-					for i := range reps {
-						r := runFleet(b, fleet{K: k, Items: 20000, Writers: 200, Rate: 1000, Redis: addr, Seed: uint64(i + 1)})
-						ratios = append(ratios, r.Ratio)
-						attempts = append(attempts, r.Attempts)
-						thr = append(thr, float64(r.Throttles))
-						cmds = append(cmds, r.CmdsPerAttempt)
-						failures += r.Failures
-					}
-					for _, v := range [][]float64{ratios, attempts, thr, cmds} {
-						slices.Sort(v)
-					}
-					q := func(v []float64, p float64) float64 { return v[min(len(v)-1, int(math.Ceil(p*float64(len(v))))-1)] }
-					b.ReportMetric(q(ratios, 0.5), "median-wall/ideal")
-					b.ReportMetric(ratios[len(ratios)-1], "worst-wall/ideal")
-					b.ReportMetric(q(thr, 0.5), "median-throttles")
-					b.ReportMetric(q(attempts, 0.5), "median-attempts/N")
-					if mode == "shared" {
-						b.ReportMetric(q(cmds, 0.5), "median-redis-cmds/attempt")
-					}
-					b.ReportMetric(float64(failures), "failures")
-				}
-			})
+	fleetBench(b, []int{1, 4, 8, 16}, func(b *testing.B, k int, addr string, reps int) {
+		var ratios, attempts, thr, cmds []float64
+		failures := 0
+		for i := range reps {
+			r := runFleet(b, fleet{K: k, Items: 20000, Writers: 200, Rate: 1000, Redis: addr, Seed: uint64(i + 1)})
+			ratios = append(ratios, r.Ratio)
+			attempts = append(attempts, r.Attempts)
+			thr = append(thr, float64(r.Throttles))
+			cmds = append(cmds, r.CmdsPerAttempt)
+			failures += r.Failures
 		}
-	}
+		for _, v := range [][]float64{ratios, attempts, thr, cmds} {
+			slices.Sort(v)
+		}
+		q := func(v []float64, p float64) float64 { return v[min(len(v)-1, int(math.Ceil(p*float64(len(v))))-1)] }
+		b.ReportMetric(q(ratios, 0.5), "median-wall/ideal")
+		b.ReportMetric(ratios[len(ratios)-1], "worst-wall/ideal")
+		b.ReportMetric(q(thr, 0.5), "median-throttles")
+		b.ReportMetric(q(attempts, 0.5), "median-attempts/N")
+		if addr != "" {
+			b.ReportMetric(q(cmds, 0.5), "median-redis-cmds/attempt")
+		}
+		b.ReportMetric(float64(failures), "failures")
+	})
 }
 
 // BenchmarkFleetJoin measures how long a process that joins a busy fleet
@@ -356,39 +365,24 @@ func BenchmarkFleet(b *testing.B) {
 //
 //	cd redisretry && go test -run '^$' -bench FleetJoin -benchtime 1x -timeout 60m
 func BenchmarkFleetJoin(b *testing.B) {
-	reps := 10
-	if v, err := strconv.Atoi(os.Getenv("REDISRETRY_REPS")); err == nil && v > 0 {
-		reps = v
-	}
-	s := startRedis(b, 0)
-	for _, k := range []int{4, 8, 16} {
-		for _, mode := range []string{"local", "shared"} {
-			b.Run(fmt.Sprintf("K=%d/%s", k, mode), func(b *testing.B) {
-				addr := ""
-				if mode == "shared" {
-					addr = s.addr()
-				}
-				for b.Loop() {
-					var joins []float64
-					never, failures := 0, 0
-					for i := range reps {
-						r := runFleet(b, fleet{K: k, Items: 8000, Writers: 200, Rate: 1000, Redis: addr, Seed: uint64(i + 1), Late: 3 * time.Second})
-						failures += r.Failures
-						if r.Join < 0 {
-							never++
-							continue
-						}
-						joins = append(joins, float64(r.Join)/float64(time.Millisecond))
-					}
-					slices.Sort(joins)
-					if len(joins) > 0 {
-						b.ReportMetric(joins[(len(joins)-1)/2], "median-join-ms")
-						b.ReportMetric(joins[len(joins)-1], "worst-join-ms")
-					}
-					b.ReportMetric(float64(never), "never-joined")
-					b.ReportMetric(float64(failures), "failures")
-				}
-			})
+	fleetBench(b, []int{4, 8, 16}, func(b *testing.B, k int, addr string, reps int) {
+		var joins []float64
+		never, failures := 0, 0
+		for i := range reps {
+			r := runFleet(b, fleet{K: k, Items: 8000, Writers: 200, Rate: 1000, Redis: addr, Seed: uint64(i + 1), Late: 3 * time.Second})
+			failures += r.Failures
+			if r.Join < 0 {
+				never++
+				continue
+			}
+			joins = append(joins, float64(r.Join)/float64(time.Millisecond))
 		}
-	}
+		slices.Sort(joins)
+		if len(joins) > 0 {
+			b.ReportMetric(joins[(len(joins)-1)/2], "median-join-ms")
+			b.ReportMetric(joins[len(joins)-1], "worst-join-ms")
+		}
+		b.ReportMetric(float64(never), "never-joined")
+		b.ReportMetric(float64(failures), "failures")
+	})
 }
