@@ -245,13 +245,13 @@ func runFleet(t testing.TB, f fleet) fleetRun {
 // attempt; K = 4 is the shared limiter's weakest case — BENCHMARKS.md —
 // so the bounds are those of a stall, not of a goal.)
 func TestFleetProcesses(t *testing.T) {
-	s := startRedis(t, 0)
+	s := startRedis(t)
 	// Timeout 1 s: under the race detector five instrumented processes on
 	// two cores can hold a command past the default 100 ms. A fallback is
 	// correct then and is logged, not failed: this test is about sharing
 	// (TestRedisDownFallsBackAndRejoins is about falling back). CI once saw
 	// a command unanswered for 1 s under -race.
-	r := runFleet(t, fleet{K: 4, Items: 4000, Writers: 200, Rate: 1000, Redis: s.addr(), Timeout: time.Second, Seed: 1})
+	r := runFleet(t, fleet{K: 4, Items: 4000, Writers: 200, Rate: 1000, Redis: s.Addr, Timeout: time.Second, Seed: 1})
 	if r.Fallbacks > 0 {
 		t.Logf("%d fallbacks: %q", r.Fallbacks, r.Errs)
 	}
@@ -303,13 +303,13 @@ func fleetBench(b *testing.B, ks []int, run func(b *testing.B, k int, addr strin
 	if v, err := strconv.Atoi(os.Getenv("REDISRETRY_REPS")); err == nil && v > 0 {
 		reps = v
 	}
-	s := startRedis(b, 0)
+	s := startRedis(b)
 	for _, k := range ks {
 		for _, mode := range []string{"local", "shared"} {
 			b.Run(fmt.Sprintf("K=%d/%s", k, mode), func(b *testing.B) {
 				addr := ""
 				if mode == "shared" {
-					addr = s.addr()
+					addr = s.Addr
 				}
 				for b.Loop() {
 					run(b, k, addr, reps)

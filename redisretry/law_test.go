@@ -36,8 +36,8 @@ func newLawRig(t *testing.T) *lawRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startRedis(t, 0)
-	return &lawRig{t: t, rdb: s.client(t), script: redis.NewScript(string(src)), key: "law:" + t.Name()}
+	s := startRedis(t)
+	return &lawRig{t: t, rdb: client(t, s), script: redis.NewScript(string(src)), key: "law:" + t.Name()}
 }
 
 // now is the server's clock in µs.
@@ -227,8 +227,8 @@ func TestLawSlowStartStopsAtTheWave(t *testing.T) {
 // process calls nothing after them (its callers all sleep through a
 // backoff): a timer reports them just after the end.
 func TestAnswersReachTheirPeriodWithoutCalls(t *testing.T) {
-	s := startRedis(t, 0)
-	rdb := s.client(t)
+	s := startRedis(t)
+	rdb := client(t, s)
 	l := newLimiter(t, rdb, redisretry.Config{Key: t.Name(), Timeout: time.Second})
 	now := time.Now()
 	l.ReserveAt(now, time.Time{}, time.Time{})

@@ -117,8 +117,8 @@ func TestConfigValidate(t *testing.T) {
 // go out at once and the process talks to Redis about once per Interval,
 // not once per attempt.
 func TestCalmCostsNoRoundTripPerAttempt(t *testing.T) {
-	s := startRedis(t, 0)
-	l := newLimiter(t, s.client(t), redisretry.Config{Key: t.Name()})
+	s := startRedis(t)
+	l := newLimiter(t, client(t, s), redisretry.Config{Key: t.Name()})
 	b := newBucket(1e9, 1e9)
 	p := policy(l)
 	start := time.Now()
@@ -141,14 +141,14 @@ func TestCalmCostsNoRoundTripPerAttempt(t *testing.T) {
 // about its capacity, few attempts are throttled, no write fails, and they
 // talk to Redis far less than once per attempt.
 func TestFleetSharesOneLine(t *testing.T) {
-	s := startRedis(t, 0)
+	s := startRedis(t)
 	b := newBucket(200, 10)
 	const k, items = 4, 200
 	var ls []*redisretry.Limiter
 	for range k {
 		// Timeout 1 s: a fallback under the race detector's load is not what
 		// this test is about (TestRedisDownFallsBackAndRejoins is).
-		ls = append(ls, newLimiter(t, s.client(t), redisretry.Config{Key: t.Name(), Timeout: time.Second}))
+		ls = append(ls, newLimiter(t, client(t, s), redisretry.Config{Key: t.Name(), Timeout: time.Second}))
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -186,8 +186,8 @@ func TestFleetSharesOneLine(t *testing.T) {
 // TestLateJoinerTakesItsPlace: a process that starts while the fleet is
 // limiting paces from its first reservation.
 func TestLateJoinerTakesItsPlace(t *testing.T) {
-	s := startRedis(t, 0)
-	a := newLimiter(t, s.client(t), redisretry.Config{Key: t.Name()})
+	s := startRedis(t)
+	a := newLimiter(t, client(t, s), redisretry.Config{Key: t.Name()})
 	now := time.Now()
 	a.ReserveAt(now, time.Time{}, time.Time{})
 	for range 20 {
@@ -195,7 +195,7 @@ func TestLateJoinerTakesItsPlace(t *testing.T) {
 	}
 	a.ObserveAt(now, retry.OutcomeThrottled)
 	waitFor(t, time.Second, func() bool { _, on := a.Rate(); return on }, "the first process to start limiting")
-	b := newLimiter(t, s.client(t), redisretry.Config{Key: t.Name()})
+	b := newLimiter(t, client(t, s), redisretry.Config{Key: t.Name()})
 	b.ReserveAt(time.Now(), time.Time{}, time.Time{})
 	if r, on := b.Rate(); !on || r <= 0 {
 		t.Errorf("a late joiner after its first reservation: rate %v limiting %v; want the fleet's rate", r, on)
@@ -215,8 +215,8 @@ func waitFor(t *testing.T, d time.Duration, ok func() bool, what string) {
 // TestScriptFlushReloads: after SCRIPT FLUSH (or a Redis restart) the
 // script is loaded again by itself; nothing falls back.
 func TestScriptFlushReloads(t *testing.T) {
-	s := startRedis(t, 0)
-	rdb := s.client(t)
+	s := startRedis(t)
+	rdb := client(t, s)
 	l := newLimiter(t, rdb, redisretry.Config{Key: t.Name()})
 	l.ReserveAt(time.Now(), time.Time{}, time.Time{})
 	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
@@ -241,8 +241,8 @@ func TestScriptFlushReloads(t *testing.T) {
 // not numbers in range, are reset — reported in Stats.Repairs — and the
 // limiter goes on; nothing panics or falls back.
 func TestGarbageStateIsRepaired(t *testing.T) {
-	s := startRedis(t, 0)
-	rdb := s.client(t)
+	s := startRedis(t)
+	rdb := client(t, s)
 	ctx := context.Background()
 	l := newLimiter(t, rdb, redisretry.Config{Key: t.Name()})
 	if err := rdb.Set(ctx, l.Key(), "garbage", 0).Err(); err != nil {
@@ -270,8 +270,8 @@ func TestGarbageStateIsRepaired(t *testing.T) {
 
 // TestKeyExpires: the fleet's key lives TTL after its last use.
 func TestKeyExpires(t *testing.T) {
-	s := startRedis(t, 0)
-	rdb := s.client(t)
+	s := startRedis(t)
+	rdb := client(t, s)
 	ctx := context.Background()
 	l := newLimiter(t, rdb, redisretry.Config{Key: t.Name(), TTL: time.Second})
 	l.ReserveAt(time.Now(), time.Time{}, time.Time{})
@@ -289,17 +289,17 @@ func TestKeyExpires(t *testing.T) {
 // the process falls back within Timeout and rejoins within RetryAfter of
 // the restart.
 func TestRedisDownFallsBackAndRejoins(t *testing.T) {
-	s := startRedis(t, 0)
-	l := newLimiter(t, s.client(t), redisretry.Config{Key: t.Name(), Timeout: 50 * time.Millisecond, RetryAfter: 200 * time.Millisecond})
+	s := startRedis(t)
+	l := newLimiter(t, client(t, s), redisretry.Config{Key: t.Name(), Timeout: 50 * time.Millisecond, RetryAfter: 200 * time.Millisecond})
 	b := newBucket(300, 10)
 	p := policy(l)
 	done := make(chan int)
 	go func() { done <- write(p, b, 10, 900) }() // about 3 s at 300/s
 	time.Sleep(500 * time.Millisecond)
-	s.stop()
+	s.Stop()
 	waitFor(t, time.Second, l.FellBack, "fallen back after Redis was killed")
 	time.Sleep(500 * time.Millisecond)
-	s.start(t, redisBinary(t))
+	restart(t, s)
 	waitFor(t, 2*time.Second, func() bool { return !l.FellBack() }, "rejoined after Redis came back")
 	if n := <-done; n != 0 {
 		t.Errorf("%d writes failed while Redis was down", n)
@@ -411,8 +411,8 @@ func (never) ObserveAt(time.Time, retry.Outcome)           {}
 // limits goes on at the pace it had (its use of the fleet's slots), not
 // unpaced on a local limiter that never saw a throttle.
 func TestFallbackPacesAtItsShare(t *testing.T) {
-	s := startRedis(t, 0)
-	rdb := s.client(t)
+	s := startRedis(t)
+	rdb := client(t, s)
 	l := newLimiter(t, rdb, redisretry.Config{Key: t.Name(), Timeout: 50 * time.Millisecond, RetryAfter: time.Minute, Local: never{}})
 	// The fleet limits at 400/s.
 	if err := rdb.HSet(context.Background(), l.Key(), map[string]any{"rate": 400, "meas": 1, "peak": 400,
@@ -438,7 +438,7 @@ func TestFallbackPacesAtItsShare(t *testing.T) {
 	if r, on := l.Rate(); !on {
 		t.Fatalf("the fleet is not limiting (rate %v)", r)
 	}
-	s.stop()
+	s.Stop()
 	waitFor(t, 2*time.Second, func() bool {
 		l.ReserveAt(time.Now(), time.Time{}, time.Time{})
 		return l.FellBack()
