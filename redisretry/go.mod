@@ -1,6 +1,3 @@
-// unpublished: in progress (issue 14): the fleet-wide limiter is not part of
-// a release until its multi-process benchmark shows it beats one limiter per
-// process; use it from a clone.
 module github.com/jittered/retry/redisretry
 
 go 1.26.0

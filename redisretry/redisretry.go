@@ -29,7 +29,7 @@
 // State found in Redis that is not the limiter's (a key of another type,
 // fields that are not numbers in range) is reset, never trusted.
 //
-// Status: in progress (issue 14), not yet published. Over separate
+// Measured over separate
 // processes (BENCHMARKS.md, "A fleet sharing one limiter"), 4 to 16
 // processes sharing it finish within about 1 % of the ideal time with a
 // third of the throttles of one Goodput limiter per process, and a process

@@ -55,6 +55,18 @@ export GOPROXY="file://$work/proxy,file://$modcache/cache/download,$upstream"
 export GONOSUMDB=github.com/jittered/retry
 export GOTOOLCHAIN=local
 
+# A module cache keeps what it once extracted: the in-repo modules at the
+# untagged version, extracted by an earlier check from an older HEAD, would
+# shadow this proxy's (a package added since is then "not found"). They were
+# never published: remove them, so that they come from HEAD.
+for d in "$modcache/github.com/jittered" "$modcache/cache/download/github.com/jittered"; do
+	[ -d "$d" ] || continue
+	find "$d" -depth \( -name "*@$version" -o -name "$version.*" \) -print0 | while IFS= read -r -d '' f; do
+		chmod -R u+w "$f" "$(dirname "$f")"
+		rm -rf "$f"
+	done
+done
+
 step "go mod tidy -diff in every module (workspace off)"
 status=0
 mapfile -t dirs < <(go list -m -f '{{.Dir}}' | sed "s|^$root|.|")

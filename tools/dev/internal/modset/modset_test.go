@@ -90,7 +90,7 @@ func TestRepositoryPasses(t *testing.T) {
 	for _, m := range s.Published() {
 		pub[m.Path] = true
 	}
-	for _, p := range []string{"github.com/jittered/retry", "github.com/jittered/retry/retrytest", "github.com/jittered/retry/awsretry", "github.com/jittered/retry/cmd/retry"} {
+	for _, p := range []string{"github.com/jittered/retry", "github.com/jittered/retry/retrytest", "github.com/jittered/retry/awsretry", "github.com/jittered/retry/cmd/retry", "github.com/jittered/retry/redisretry"} {
 		if !pub[p] {
 			t.Errorf("%s is not published", p)
 		}

@@ -30,7 +30,10 @@ import (
 	"github.com/jittered/retry/grpcretry"
 	"github.com/jittered/retry/httpretry"
 	"github.com/jittered/retry/otelretry"
+	"github.com/jittered/retry/redisretry"
 	"github.com/jittered/retry/retrytest"
+	"github.com/jittered/retry/retrytest/redisserver"
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
@@ -146,6 +149,80 @@ func run() error {
 	}
 	c := ddbSrv.Counters()
 	fmt.Printf("github.com/jittered/retry/awsretry: 40 PutItems through a 200/s throttle (%d throttled answers on the way)\n", c.Total.Throttled)
+
+	if err := fleet(ctx); err != nil {
+		return fmt.Errorf("redisretry: %w", err)
+	}
+	return nil
+}
+
+// fleet: two limiters on one key of a real redis-server (two processes'
+// handles, each its own go-redis client) pace httpretry clients against
+// one throttled service; both must end up limiting at the fleet's one rate.
+func fleet(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "scratch-redis")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	rs, err := redisserver.Start(dir)
+	if err != nil {
+		return err
+	}
+	defer rs.Stop()
+	srv, err := retrytest.Start(retrytest.Config{Rate: 100, Burst: 5, Shape: retrytest.TooManyRequests})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	var lims []*redisretry.Limiter
+	errs := make(chan error, 2)
+	for w := range 2 {
+		rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+		defer rdb.Close()
+		lim, err := redisretry.New(rdb, redisretry.Config{Key: "scratch", Timeout: time.Second})
+		if err != nil {
+			return err
+		}
+		defer lim.Close()
+		lims = append(lims, lim)
+		p := retry.Policy{MaxAttempts: 10, ThrottleAttempts: 100, Limiter: lim}
+		client := httpretry.NewClient(&p)
+		go func() {
+			for i := range 100 {
+				resp, err := client.Get(fmt.Sprintf("%s/item/%d-%d", srv.URL, w, i))
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs <- fmt.Errorf("GET: status %d", resp.StatusCode)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	for i, l := range lims {
+		if l.FellBack() || l.Stats().Commands == 0 {
+			return fmt.Errorf("limiter %d: fell back %v after %d Redis commands (%v)", i, l.FellBack(), l.Stats().Commands, l.Err())
+		}
+	}
+	// Each heard the fleet's rate at its last report: both limiting, near
+	// the service's 100/s.
+	r0, on0 := lims[0].Rate()
+	r1, on1 := lims[1].Rate()
+	if !on0 || !on1 || r0 < 25 || r0 > 400 || r1 < 25 || r1 > 400 {
+		return fmt.Errorf("rates %.1f (limiting %v) and %.1f (%v): want both limiting within 4× of 100/s", r0, on0, r1, on1)
+	}
+	fmt.Printf("github.com/jittered/retry/redisretry: 2 limiters on one Redis key, 200 GETs through a 100/s throttle at the fleet's %.0f/s (%d throttled)\n",
+		r0, srv.Counters().Total.Throttled)
 	return nil
 }
 
