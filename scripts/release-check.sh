@@ -58,7 +58,10 @@ export GOTOOLCHAIN=local
 # A module cache keeps what it once extracted: the in-repo modules at the
 # untagged version, extracted by an earlier check from an older HEAD, would
 # shadow this proxy's (a package added since is then "not found"). They were
-# never published: remove them, so that they come from HEAD.
+# never published: remove them, so that they come from HEAD. The go
+# command also indexes the module cache's packages in GOCACHE, trusting a
+# version never to change: goindex=0 turns that index off.
+export GODEBUG=goindex=0
 for d in "$modcache/github.com/jittered" "$modcache/cache/download/github.com/jittered"; do
 	[ -d "$d" ] || continue
 	find "$d" -depth \( -name "*@$version" -o -name "$version.*" \) -print0 | while IFS= read -r -d '' f; do
