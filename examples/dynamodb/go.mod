@@ -11,7 +11,9 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.74.0
 	github.com/jittered/retry v0.1.0
 	github.com/jittered/retry/awsretry v0.1.0
+	github.com/jittered/retry/redisretry v0.1.0
 	github.com/jittered/retry/retrytest v0.1.0
+	github.com/redis/go-redis/v9 v9.23.0
 )
 
 require (
@@ -27,5 +29,8 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/ssooidc v1.44.5 // indirect
 	github.com/aws/aws-sdk-go-v2/service/sts v1.52.0 // indirect
 	github.com/aws/smithy-go v1.28.9 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )
