@@ -137,14 +137,15 @@ func TestLawCountsAnswersInTheirPeriod(t *testing.T) {
 func TestLawClosesAQuarterPeriodLate(t *testing.T) {
 	r := newLawRig(t)
 	end := r.now() - 20_000 // ended 20 ms ago: not closed yet
-	r.set(1000, end, map[string]float64{"meas": 1, "peak": 1000, "acc": 190, "thr": 20, "nacc": 9})
+	r.set(1000, end, map[string]float64{"meas": 1, "acc": 190, "thr": 20, "nacc": 9})
 	r.step(0, 0, 0, 0, end)
 	if got := r.get("rate"); got != 1000 {
 		t.Fatalf("20 ms after the end: rate %v; want 1000 (period still open)", got)
 	}
-	r.set(1000, r.now()-60_000, map[string]float64{"meas": 1, "peak": 1000, "acc": 190, "thr": 20, "nacc": 9})
+	r.set(1000, r.now()-60_000, map[string]float64{"meas": 1, "acc": 190, "thr": 20, "nacc": 9})
 	r.step(0, 0, 0, 0, 0)
-	// 190 accepted in 200 ms, the fleet used its rate: 950/s · (1 + H).
+	// 190 accepted in 200 ms, the fleet used its rate, no earlier measure:
+	// 950/s · (1 + H).
 	if got, want := r.get("rate"), 950*(1+lawH); !near(got, want) {
 		t.Errorf("closed with 190 accepted of 210: rate %v; want %v", got, want)
 	}
@@ -171,27 +172,41 @@ func TestLawUnderusedPeriodCutsByRefusedShare(t *testing.T) {
 	}
 }
 
-// TestLawGrowthNearPeakIsCapped: without throttles, the probe's growth is
-// at most 5 % a period below 1.5× the last measured peak (the fleet hears
-// a throttle a period late), and only half the gap is closed below 99 %
-// of the peak.
+// TestLawGrowthNearPeakIsCapped: without throttles, after two periods
+// that carried the rate, the probe creeps (Probe a period) within 10 % of
+// the last measured peak, grows at most 5 % a period below 1.5× it, and
+// far above it grows exponentially again from Probe, counted from the
+// crossing; below 99 % of the peak it closes half the gap.
 func TestLawGrowthNearPeakIsCapped(t *testing.T) {
 	r := newLawRig(t)
 	ended := func() int64 { return r.now() - 60_000 }
-	// 5 quiet periods: the probe would be 16 %; capped at 5 %.
-	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 900, "quiet": 4, "acc": 200, "wait": 1})
+	// 5 quiet periods near the peak: the probe would be 16 %; it creeps.
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "quiet": 4, "acc": 200, "wait": 1, "pfull": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 1000*(1+lawProbe); !near(got, want) {
+		t.Errorf("within 10 %% of the peak: rate %v; want %v (Probe)", got, want)
+	}
+	// Between 1.1 and 1.5× the peak: capped at 5 %.
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 800, "quiet": 4, "acc": 200, "wait": 1, "pfull": 1})
 	r.step(0, 0, 0, 0, 0)
 	if got, want := r.get("rate"), 1050.0; !near(got, want) {
-		t.Errorf("near the peak: rate %v; want %v", got, want)
+		t.Errorf("at 1.25× the peak: rate %v; want %v", got, want)
 	}
-	// Far above the peak (capacity rose): the probe doubles its step again.
-	r.set(2000, ended(), map[string]float64{"meas": 1, "peak": 900, "quiet": 4, "acc": 400, "wait": 1})
+	// Just past 1.5× the peak after many quiet periods: Probe again, not a
+	// doubling (the ramp restarts at the crossing)…
+	r.set(1500, ended(), map[string]float64{"meas": 1, "peak": 1000, "quiet": 12, "acc": 300, "wait": 1, "pfull": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 1500*(1+lawProbe); !near(got, want) {
+		t.Errorf("crossing 1.5× the peak: rate %v; want %v", got, want)
+	}
+	// …and doubling its step with each quiet period above it.
+	r.set(2000, ended(), map[string]float64{"meas": 1, "peak": 900, "quiet": 9, "qa": 4, "acc": 400, "wait": 1, "pfull": 1})
 	r.step(0, 0, 0, 0, 0)
 	if got, want := r.get("rate"), 2000*(1+lawProbe*16); !near(got, want) {
-		t.Errorf("far above the peak: rate %v; want %v", got, want)
+		t.Errorf("far above the peak, fifth quiet period there: rate %v; want %v", got, want)
 	}
 	// Within 1 % of the peak: probe (not halve a gap that never closes).
-	r.set(995, ended(), map[string]float64{"meas": 1, "peak": 1000, "acc": 199, "wait": 1})
+	r.set(995, ended(), map[string]float64{"meas": 1, "peak": 1000, "acc": 199, "wait": 1, "pfull": 1})
 	r.step(0, 0, 0, 0, 0)
 	if got, want := r.get("rate"), 995*(1+lawProbe); !near(got, want) {
 		t.Errorf("at 99.5 %% of the peak: rate %v; want %v (a probe)", got, want)
@@ -200,6 +215,89 @@ func TestLawGrowthNearPeakIsCapped(t *testing.T) {
 	r.step(0, 0, 0, 0, 0)
 	if got, want := r.get("rate"), 900.0; !near(got, want) {
 		t.Errorf("at 80 %% of the peak: rate %v; want %v (half the gap)", got, want)
+	}
+}
+
+// TestLawNoGrowthAfterAHole: a quiet period grows the rate only if it and
+// the one before it carried the rate (≥ 90 % of it answered): after a
+// period the fleet did not fill, the service's bucket refilled, and its
+// credit is no evidence of capacity.
+func TestLawNoGrowthAfterAHole(t *testing.T) {
+	r := newLawRig(t)
+	ended := func() int64 { return r.now() - 60_000 }
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "quiet": 3, "acc": 200, "wait": 1, "pfull": 0})
+	r.step(0, 0, 0, 0, 0)
+	if got := r.get("rate"); got != 1000 {
+		t.Errorf("quiet, full, after a hole: rate %v; want 1000", got)
+	}
+	if q, pf := r.get("quiet"), r.get("pfull"); q != 3 || pf != 1 {
+		t.Errorf("quiet %v, pfull %v; want the quiet count kept (3) and this period full (1)", q, pf)
+	}
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "quiet": 3, "acc": 150, "wait": 1, "pfull": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got := r.get("rate"); got != 1000 {
+		t.Errorf("quiet, a hole (150 of 200): rate %v; want 1000", got)
+	}
+	if pf := r.get("pfull"); pf != 0 {
+		t.Errorf("pfull %v after a hole; want 0", pf)
+	}
+}
+
+// TestLawSmoothsNoisyCounts: a throttled period's count within 30 % of the
+// last measure is averaged with it (counts at a period's ends are noisy
+// when many processes report); a larger move is taken at once. The peak
+// is never above what the fleet sent.
+func TestLawSmoothsNoisyCounts(t *testing.T) {
+	r := newLawRig(t)
+	ended := func() int64 { return r.now() - 60_000 }
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "pm": 1, "acc": 170, "thr": 5})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 925*(1+lawH); !near(got, want) {
+		t.Errorf("850/s accepted after a measure of 1000: rate %v; want %v (925 · (1 + H))", got, want)
+	}
+	if got := r.get("peak"); !near(got, 925) {
+		t.Errorf("peak %v; want 925", got)
+	}
+	// The first wave's count is no measure to average with: the count.
+	r.set(1300, ended(), map[string]float64{"meas": 1, "peak": 1400, "pm": 0, "acc": 200, "thr": 60})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 1000*(1+lawH); !near(got, want) {
+		t.Errorf("1000/s accepted at 1300 after a wave of 1400: rate %v; want %v (not the average's 1236)", got, want)
+	}
+	// A drop to a quarter: the count, not an average (Beta bounds the cut).
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "pm": 1, "acc": 50, "thr": 150})
+	r.step(0, 0, 0, 0, 0)
+	if got := r.get("rate"); got != 500 {
+		t.Errorf("250/s accepted after 1000: rate %v; want 500 (Beta of 1000)", got)
+	}
+	if got := r.get("peak"); !near(got, 250) {
+		t.Errorf("peak %v; want 250", got)
+	}
+	// More accepted than sent (the service's burst, or a count's noise):
+	// the peak is what was sent.
+	r.set(900, ended(), map[string]float64{"meas": 1, "acc": 200, "thr": 3})
+	r.step(0, 0, 0, 0, 0)
+	if got := r.get("peak"); got != 900 {
+		t.Errorf("1000/s accepted at a rate of 900: peak %v; want 900", got)
+	}
+}
+
+// TestLawFirstThrottleAfterGrowthCutsToTheMeasure: the first throttled
+// period after quiet growth cuts to the last measure · (1 + H), not to
+// its own count, which holds the burst the growth was spending; the
+// measure stays until a throttled period that did not follow growth.
+func TestLawFirstThrottleAfterGrowthCutsToTheMeasure(t *testing.T) {
+	r := newLawRig(t)
+	r.set(1150, r.now()-60_000, map[string]float64{"meas": 1, "peak": 1000, "quiet": 3, "acc": 230, "thr": 10})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 1000*(1+lawH); !near(got, want) {
+		t.Errorf("rate %v; want %v", got, want)
+	}
+	if got := r.get("peak"); got != 1000 {
+		t.Errorf("peak %v; want 1000 kept", got)
+	}
+	if q := r.get("quiet"); q != 0 {
+		t.Errorf("quiet %v; want 0", q)
 	}
 }
 
@@ -232,6 +330,7 @@ func TestAnswersReachTheirPeriodWithoutCalls(t *testing.T) {
 	l := newLimiter(t, rdb, redisretry.Config{Key: t.Name(), Timeout: time.Second})
 	now := time.Now()
 	l.ReserveAt(now, time.Time{}, time.Time{})
+	l.ObserveAt(now, retry.OutcomeAccepted) // something accepted: the fleet starts at once
 	l.ObserveAt(now, retry.OutcomeThrottled)
 	waitFor(t, time.Second, func() bool { _, on := l.Rate(); return on }, "limiting")
 	ctx := context.Background()
@@ -288,5 +387,36 @@ func TestLawLeasesWithinLeaseAhead(t *testing.T) {
 	r.set(1000, end, map[string]float64{"meas": 1, "tat": float64(r.now() + 30_000)})
 	if n := got(r.lease(0, 0, 0, 0, end, 5, 0)); n != 5 {
 		t.Errorf("line 30 ms ahead: %d slots leased; want 5", n)
+	}
+}
+
+// TestLawStartWaitsForAnAcceptedCount: a throttle reported before any
+// accepted answer (processes started together) does not start the fleet
+// limiting from nothing: it waits a quarter period for other reports, and
+// starts from their accepted count when one comes, or at the first report
+// after the wait.
+func TestLawStartWaitsForAnAcceptedCount(t *testing.T) {
+	r := newLawRig(t)
+	ctx := context.Background()
+	r.rdb.Del(ctx, r.key)
+	r.step(0, 3, 0, 0, 0)
+	if got := r.get("rate"); got != 0 {
+		t.Fatalf("after a throttle with nothing accepted: rate %v; want 0 (still calm)", got)
+	}
+	if r.get("pend") == 0 {
+		t.Fatal("pend not set: the wait is not recorded")
+	}
+	r.step(40, 2, 0, 0, 0)
+	if got := r.get("rate"); got != 40/(float64(lawP)/1e6) {
+		t.Errorf("after 40 accepted: rate %v; want %v (40 answers over a period)", got, 40/(float64(lawP)/1e6))
+	}
+	// With nothing accepted at all, it starts a quarter period later.
+	r.rdb.Del(ctx, r.key)
+	if err := r.rdb.HSet(ctx, r.key, map[string]any{"rate": 0, "pend": r.now() - lawP/4 - 10_000, "cps": r.now()}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.step(0, 0, 0, 0, 0) // a report without a throttle: the pending one counts
+	if got := r.get("rate"); got == 0 {
+		t.Error("still calm a quarter period after the first throttle")
 	}
 }

@@ -41,7 +41,7 @@ if kt ~= 'hash' and kt ~= 'none' then
   repaired = 1
 end
 local fields = {'rate', 'tat', 'ps', 'acc', 'thr', 'sent', 'wait', 'meas', 'frac', 'quiet', 'lthr', 'lans', 'first',
-  'refused', 'cacc', 'cps', 'crate', 'cum', 'cumd', 'peak', 'nacc', 'nthr', 'nsent', 'nwait'}
+  'refused', 'cacc', 'cps', 'crate', 'cum', 'cumd', 'peak', 'nacc', 'nthr', 'nsent', 'nwait', 'pfull', 'qa', 'pm', 'pend'}
 local raw = redis.call('HMGET', key, unpack(fields))
 local s = {}
 local fresh = true
@@ -89,6 +89,7 @@ local function decide(fin)
     s.frac = s.frac + w * (f - s.frac)
   end
   local first = s.first == 1
+  local full = n >= 0.9 * r * P / 1e6
   local wave = first and n > 2 * math.max(s.sent, r * P / 1e6, 2)
   s.first = 0
   local sec = P / 1e6
@@ -99,7 +100,7 @@ local function decide(fin)
       if math.max(s.sent, r * sec) >= 1 then s.meas = 1 end
     elseif first then
       setRate(beta * math.max(r, n / sec))
-      s.peak = s.acc / sec
+      s.peak, s.pm = s.acc / sec, 0
     elseif s.cum > 0 then
       setRate(s.cum / (s.cumd + sec) * (1 + H))
       s.frac = H / (1 + H)
@@ -108,7 +109,7 @@ local function decide(fin)
       setRate(beta * r)
     end
     if s.acc == 0 then s.refused = s.rate end
-    s.quiet = 0
+    s.quiet, s.qa = 0, 0
     s.lthr = fin
   elseif s.thr > 0 then
     -- Send Headroom above what the service accepted (counted in the
@@ -117,17 +118,36 @@ local function decide(fin)
     -- capacity for two more periods after a burst). A throttle never
     -- raises the rate, and one period cuts at most to Beta of it.
     local accepted = s.acc / sec
+    if n >= 0.8 * r * sec and s.pm == 1 and accepted >= 0.7 * s.peak and accepted <= 1.3 * s.peak then
+      -- Within 30 % of the last measure: half of each. A period's count
+      -- is noisy when many processes report it (answers near its ends
+      -- fall on either side): 16 processes read 150–270 answers in
+      -- periods where the service accepted 200, and one short count cut
+      -- the fleet to 0.8 of capacity for 3 s. A larger move (a drop to a
+      -- quarter) is taken at once. The first wave's count is no measure
+      -- (it holds the service's saved burst: 1.4× capacity).
+      accepted = (accepted + s.peak) / 2
+    end
     local to = accepted * (1 + H)
+    if s.quiet > 0 and s.peak > 0 and accepted < 1.2 * s.peak then
+      -- The first throttle after growing: what this period accepted holds
+      -- the service's saved burst, which the growth was spending; the
+      -- last measure is the better one (cutting to this period's count
+      -- kept 16 processes 10 % over capacity for another period).
+      to = math.min(to, s.peak * (1 + H))
+    end
     if n < 0.8 * r * sec then
       -- The fleet sent less than its rate: what was accepted does not
       -- measure the service (a short count cut 1000/s to 780/s on one
       -- throttle of 152 answers); cut by the share refused instead.
       to = math.max(to, r * (1 - f))
-    else
-      s.peak = accepted
+    elseif s.quiet == 0 then
+      -- Never above what was sent: more accepted answers than sends are
+      -- a count's noise or the service's burst, not its capacity.
+      s.peak, s.pm = math.min(accepted, r), 1
     end
     setRate(math.max(math.min(r, to), beta * r))
-    s.quiet = 0
+    s.quiet, s.qa = 0, 0
     s.lthr = fin
   elseif not binding then
     if fin - s.lthr >= calmAfter then
@@ -150,14 +170,38 @@ local function decide(fin)
   elseif r < s.peak * (1 - probe) then
     -- Below what the service last accepted while throttling: close half
     -- the gap per period (probing from 1 % took seconds to get back).
-    s.quiet = 0
+    s.quiet, s.qa = 0, 0
     setRate(r + (s.peak - r) / 2)
+  elseif not full or s.pfull == 0 then
+    -- A period that did not carry its rate (processes late to send: a
+    -- hole) lets the service's bucket refill, and the quiet periods right
+    -- after it drain that credit: no evidence of more capacity. Growing
+    -- on them overshot by 10–25 % a second later (16 processes on 2 cores:
+    -- 50–90 throttles per cycle). The quiet count stays: reset, holes
+    -- every few periods held the fleet creeping below capacity for good.
   else
     s.quiet = s.quiet + 1
-    local g = probe * 2 ^ (s.quiet - 1)
+    local q, most = s.quiet, 1
+    if r < 1.1 * s.peak and s.quiet <= 5 then
+      -- Near the last measure, creep for a second: the service's saved
+      -- burst hides an overshoot for seconds (100 tokens at 1 % over
+      -- 1000/s: 10 s), and growth doubling per quiet period ran the fleet
+      -- to 1.2× capacity by the time it showed — 50–120 throttles a cycle
+      -- with 16 processes. Then grow as below: the measure may be low
+      -- (creeping for good held 16 processes at 0.9 of capacity for 2 s).
+      most, s.qa = probe, 0
+    elseif r < 1.5 * s.peak then
+      most, s.qa = 0.05, 0
+    else
+      -- Far above the last measure the capacity must have grown: grow
+      -- exponentially — from Probe again, counted from the crossing (a
+      -- fleet that had crept up from a low measure at 5 % a period
+      -- doubled at once when it crossed, 466 throttles in a second).
+      s.qa = s.qa + 1
+      q = s.qa
+    end
+    local g = probe * 2 ^ (q - 1)
     g = math.max(g, probe * 10 / (r * sec))
-    local most = 1
-    if r < 1.5 * s.peak then most = 0.05 end
     setRate(r * (1 + math.min(g, most)))
   end
   if s.meas == 1 or first then
@@ -166,6 +210,7 @@ local function decide(fin)
     s.cum = s.cum + s.acc
     s.cumd = s.cumd + sec
   end
+  if full then s.pfull = 1 else s.pfull = 0 end
   -- What came in after the period's end, before it closed, is the next's.
   s.acc, s.thr, s.sent, s.wait = s.nacc, s.nthr, s.nsent, s.nwait
   s.nacc, s.nthr, s.nsent, s.nwait = 0, 0, 0, 0
@@ -178,7 +223,17 @@ if s.rate == 0 then
     s.crate = s.cacc / ((now - s.cps) / 1e6)
     s.cacc, s.cps = 0, now
   end
-  if thr > 0 then
+  if s.pend > 0 and now - s.pend > 2 * P then s.pend = 0 end
+  local throttled = thr > 0 or s.pend > 0
+  if throttled and s.cacc == 0 and s.crate == 0 and (s.pend == 0 or now - s.pend < P / 4) then
+    -- Throttled before any process reported an accepted answer (processes
+    -- started together: the first reports are their first throttles).
+    -- Starting from nothing held 16 processes at 0.05/s for 300 ms; wait
+    -- a quarter period for the others' reports (each throttled process
+    -- paces on its own limiter meanwhile).
+    if s.pend == 0 then s.pend = now end
+  elseif throttled then
+    s.pend = 0
     local cur = s.cacc / math.max((now - s.cps) / 1e6, P / 1e6)
     setRate(math.max(s.crate, cur))
     s.meas, s.first, s.frac, s.refused, s.quiet, s.peak = 0, 1, 0, 1e9, 0, 0
