@@ -186,6 +186,13 @@ func TestLawGrowthNearPeakIsCapped(t *testing.T) {
 	if got, want := r.get("rate"), 1000*(1+lawProbe); !near(got, want) {
 		t.Errorf("within 10 %% of the peak: rate %v; want %v (Probe)", got, want)
 	}
+	// A second of creeping without a throttle: the measure may be low;
+	// grow again (capped at 5 %).
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "quiet": 5, "acc": 200, "wait": 1, "pfull": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 1050.0; !near(got, want) {
+		t.Errorf("near the peak, sixth quiet period: rate %v; want %v", got, want)
+	}
 	// Between 1.1 and 1.5× the peak: capped at 5 %.
 	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 800, "quiet": 4, "acc": 200, "wait": 1, "pfull": 1})
 	r.step(0, 0, 0, 0, 0)

@@ -29,12 +29,12 @@
 // State found in Redis that is not the limiter's (a key of another type,
 // fields that are not numbers in range) is reset, never trusted.
 //
-// Measured over separate
-// processes (BENCHMARKS.md, "A fleet sharing one limiter"), 4 to 16
-// processes sharing it finish within about 1 % of the ideal time with a
-// third of the throttles of one Goodput limiter per process, and a process
-// that joins a busy fleet is at its share within a quarter of a second;
-// 16 processes still see more throttles than one process does.
+// Measured over separate processes (BENCHMARKS.md, "A fleet sharing one
+// limiter"), 4 to 16 processes sharing it finish within about 1 % of the
+// ideal time with a quarter of the throttles of one Goodput limiter per
+// process, and a process that joins a busy fleet is at its share within a
+// quarter of a second; 16 processes still see more throttles than one
+// process does.
 package redisretry
 
 import (
