@@ -67,7 +67,8 @@ var fleetLine = regexp.MustCompile(`fleet limiter (\S+): (\d+) Redis commands, (
 // TestFleetOfPods: four pods — separate processes running the example's
 // program with one -redis address — write 1600 items to one dynalite table behind a
 // proxy of 300 writes/s. Every write lands exactly once, every pod used the
-// fleet's limiter (slots leased, Redis never lost) with far fewer Redis
+// fleet's limiter (slots leased; at most two fallbacks, which a busy
+// machine can cause) with far fewer Redis
 // commands than attempts, the table's key lives in Redis with an expiry,
 // and the fleet was throttled less than four pods each with its own
 // limiter, run the same way on a second table.
@@ -115,8 +116,14 @@ func TestFleetOfPods(t *testing.T) {
 			}
 			cmds, _ := strconv.Atoi(m[2])
 			leased, _ := strconv.Atoi(m[3])
-			if m[1] != "retry:limiter:dynamodb:"+table || leased == 0 || m[4] != "0" {
-				t.Errorf("pod %d: key %s, %d slots leased, %s fallbacks; want the table's key, leases, no fallback", i, m[1], leased, m[4])
+			// A Redis command over the 100 ms Timeout on a busy machine is a
+			// correct fallback (TestRedisDownFallsBackAndRejoins is about
+			// those); here the pods must have shared the fleet's line.
+			fallbacks, _ := strconv.Atoi(m[4])
+			if m[1] != "retry:limiter:dynamodb:"+table || leased == 0 || fallbacks > 2 {
+				t.Errorf("pod %d: key %s, %d slots leased, %d fallbacks; want the table's key, leases, at most 2 fallbacks", i, m[1], leased, fallbacks)
+			} else if fallbacks > 0 {
+				t.Logf("pod %d fell back %d times (rejoined %s)", i, fallbacks, m[5])
 			}
 			// Leases in batches: about one command per period, not per attempt.
 			if perPod := float64(tot.Accepted+tot.Throttled) / k; float64(cmds) > 0.5*perPod {
