@@ -427,3 +427,24 @@ func TestLawStartWaitsForAnAcceptedCount(t *testing.T) {
 		t.Error("still calm a quarter period after the first throttle")
 	}
 }
+
+// TestLawStartForgetsTheLastEpisode: when the fleet starts limiting again
+// after a calm spell, the last episode's measure flags (its peak measured,
+// its growth ramp, its last period full) start afresh with the peak.
+func TestLawStartForgetsTheLastEpisode(t *testing.T) {
+	r := newLawRig(t)
+	ctx := context.Background()
+	r.rdb.Del(ctx, r.key)
+	if err := r.rdb.HSet(ctx, r.key, map[string]any{"rate": 0, "cps": r.now(), "peak": 900, "pm": 1, "qa": 3, "pfull": 1}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.step(40, 2, 0, 0, 0)
+	if got := r.get("rate"); got == 0 {
+		t.Fatal("not limiting after a throttle with answers accepted")
+	}
+	for _, f := range []string{"peak", "pm", "qa", "pfull"} {
+		if got := r.get(f); got != 0 {
+			t.Errorf("%s = %v at the start of limiting; want 0", f, got)
+		}
+	}
+}

@@ -237,6 +237,7 @@ if s.rate == 0 then
     local cur = s.cacc / math.max((now - s.cps) / 1e6, P / 1e6)
     setRate(math.max(s.crate, cur))
     s.meas, s.first, s.frac, s.refused, s.quiet, s.peak = 0, 1, 0, 1e9, 0, 0
+    s.pm, s.qa, s.pfull = 0, 0, 0 -- nothing measured in this episode yet
     s.ps, s.lthr, s.tat = now, now, now
     s.acc, s.thr, s.sent, s.wait, s.cum, s.cumd = 0, 0, 0, 0, 0, 0
     s.nacc, s.nthr, s.nsent, s.nwait = 0, 0, 0, 0
