@@ -201,8 +201,17 @@ func (s *Scenario) down(t time.Duration) bool {
 // matrix pays (full jitter over CompareBase: CompareBase/2), with no progress
 // while the service is down. Without those terms, a scenario whose few writers spend
 // their time sleeping out errors, or waiting out an outage, was charged to
-// the limiter although plain backoff took as long.
+// the limiter although plain backoff took as long. Since 2026-12-07 the
+// same holds for every set of clients together (subsetBound): clients that
+// start late, or whose writers can use only part of a capacity that steps,
+// are bounded by their writers and the capacity over time together.
 func (s *Scenario) Ideal() time.Duration {
+	return max(s.capacityBound(), s.subsetBound())
+}
+
+// capacityBound is Ideal without subsetBound: the whole service's capacity,
+// and each client's writers alone.
+func (s *Scenario) capacityBound() time.Duration {
 	total := 0
 	var worst time.Duration
 	e := s.ErrorRate
@@ -215,7 +224,7 @@ func (s *Scenario) Ideal() time.Duration {
 	need := float64(total) / (1 - s.ErrorRate)
 	got := 0.0
 	if !s.Saturated {
-		got = max(1, s.Burst*s.Capacity)
+		got = max(1, s.Burst*s.Capacity*s.factor(0)) // the service's bucket at the start
 	}
 	const dt = time.Millisecond
 	t := time.Duration(0)

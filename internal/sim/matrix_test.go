@@ -88,8 +88,9 @@ func TestIdealAndFairness(t *testing.T) {
 		t.Errorf("ideal %.3fs, want 10s", got)
 	}
 	s.Steps = []Step{{At: 0, Factor: 0.5}}
-	if got := s.Ideal().Seconds(); math.Abs(got-20) > 0.01 {
-		t.Errorf("ideal at half capacity %.3fs, want 20s", got)
+	// At half capacity from the start the bucket holds 50: 1050 at 50/s.
+	if got := s.Ideal().Seconds(); math.Abs(got-21) > 0.01 {
+		t.Errorf("ideal at half capacity %.3fs, want 21s", got)
 	}
 	// One writer at 10 ms per item: 5 s of its own work, from its start at
 	// 1 s; an outage of 2 s inside that span (half of it before the start)
@@ -99,6 +100,22 @@ func TestIdealAndFairness(t *testing.T) {
 		Outages: []Window{{From: 0, To: 2 * time.Second}, {From: 9 * time.Second, To: 10 * time.Second}}}
 	if got := w.Ideal().Seconds(); math.Abs(got-7) > 0.01 {
 		t.Errorf("writer-bound ideal across an outage %.3fs, want 7s", got)
+	}
+	// Two one-writer clients (50 items/s each at 20 ms) with 500 items each,
+	// and a large quick client, on 200/s that drops to 50/s for 2–6 s:
+	// the capacity bound is 9 s (400 + 200 + 600 at 200/s) and each small
+	// client alone 10 s (50/s throughout), but the two together complete
+	// at most 100/s while up and 50/s during the drop (plus the one token
+	// the bucket holds when the drop makes them outrun it): 200 + 1 + 200
+	// by 6 s, then 599 at 100/s — 11.99 s.
+	p := Scenario{Capacity: 200, Burst: 0, RTT: 20 * time.Millisecond,
+		Clients: []ClientSpec{{Writers: 1, Items: 500}, {Writers: 1, Items: 500}, {Writers: 20, Items: 200}},
+		Steps:   []Step{{At: 2 * time.Second, Factor: 0.25}, {At: 6 * time.Second, Factor: 1}}}
+	if got := p.capacityBound().Seconds(); math.Abs(got-10) > 0.01 {
+		t.Errorf("capacity and single-client bound %.3fs, want 10s", got)
+	}
+	if got := p.Ideal().Seconds(); math.Abs(got-11.99) > 0.001 {
+		t.Errorf("ideal of two slow clients across a drop %.3fs, want 11.99s", got)
 	}
 	if got := waterfill(100, []float64{10, 1000, 1000}); got[0] != 10 || got[1] != 45 || got[2] != 45 {
 		t.Errorf("waterfill %v, want [10 45 45]", got)
