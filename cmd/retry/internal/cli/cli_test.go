@@ -274,6 +274,23 @@ func TestSimCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "recommended") || !strings.Contains(out, "adaptive (AWS CUBIC)") || !strings.Contains(out, "seed=19 C=5/s") {
 		t.Fatalf("matrix: exit %d\n%s%s", code, out, stderr)
 	}
+	// Other limiter settings replace the recommended setup's, by name.
+	code, out, stderr = runMain(t, nil, "", "sim", "matrix", "--seed", "19", "--scenarios", "1", "--worst", "0", "--limiter", "fairness=0.3,interval=50ms", "--chart", "never")
+	if code != 0 || !strings.Contains(out, "recommended (fairness=0.3,interval=50ms)") {
+		t.Fatalf("matrix --limiter: exit %d\n%s%s", code, out, stderr)
+	}
+	for arg, want := range map[string]string{
+		"fairness=x":       `fairness="x": want a number`,
+		"bogus=1":          `unknown setting "bogus"`,
+		"fairness=20":      "LimiterConfig.Fairness = 20",
+		"interval=5":       `interval="5": want a duration`,
+		"interval=1s,fair": `want name=value, got "fair"`,
+	} {
+		code, _, stderr = runMain(t, nil, "", "sim", "matrix", "--scenarios", "1", "--limiter", arg)
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("--limiter %s: exit %d, stderr %q; want an error with %q", arg, code, stderr, want)
+		}
+	}
 	for _, f := range []string{"b.png", "b.svg", "t.png", "t.svg", "m.png", "m.svg"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() < 1000 {
 			t.Errorf("chart %s: %v", f, err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
@@ -14,6 +15,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/jittered/retry"
 	"github.com/jittered/retry/internal/sim"
 )
 
@@ -35,13 +37,15 @@ and writes a chart (PNG and SVG).
             (capacity 5–50,000/s, 1–2000 writers, 1–16 independent
             clients, saturated starts, ×¼ and ×4 steps, outages, hints,
             transient errors), each run with the recommended setup and full
-            jitter (--cubic adds the AWS SDK's adaptive mode); prints the distribution
+            jitter (--cubic adds the AWS SDK's adaptive mode; --limiter
+            tries other limiter settings); prints the distribution
             of wall ÷ ideal, attempts per write, fairness and recovery, the
             goals missed and the worst scenarios.
 
 Examples:
   retry sim brooker --trials 100 --out docs/brooker
   retry sim matrix --scenarios 500 --out docs/matrix
+  retry sim matrix --limiter fairness=0.3,headroom=0.05
   retry sim throttle --clients 200,1000 --items 10000 --rate 1000
 
 Flags:
@@ -244,7 +248,12 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
 	chart := chartFlag(fs)
 	cubic := fs.Bool("cubic", false, "also run the AWS SDK's adaptive mode (slow: its waiters poll)")
+	limiter := fs.String("limiter", "", "the recommended setup's Goodput limiter with these settings, as\nname=value,… (headroom, probe, fairness, beta, burst, interval, calm-after);\ndefault: the library's defaults")
 	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	cfg, err := parseLimiter(*limiter)
+	if err != nil {
 		return err
 	}
 	if err := checkOut("sim matrix", *out); err != nil {
@@ -259,6 +268,13 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 	strategies := sim.MatrixStrategies()
 	if !*cubic {
 		strategies = strategies[:2]
+	}
+	if *limiter != "" {
+		strategies[0] = sim.Strategy{Name: "recommended (" + *limiter + ")", New: func(seed uint64) *retry.Policy {
+			p := sim.Recommended(seed)
+			p.Limiter, _ = retry.NewAdaptiveLimiter(cfg) // validated by parseLimiter
+			return p
+		}}
 	}
 	start := time.Now()
 	// A line on stderr every 10 s (the matrix takes minutes): the
@@ -317,4 +333,40 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 		return err
 	}
 	return chartOut(std.Stdout, *out, panels)
+}
+
+// parseLimiter reads --limiter's name=value list into a Goodput
+// LimiterConfig (zero fields keep their defaults) and validates it.
+func parseLimiter(spec string) (retry.LimiterConfig, error) {
+	var c retry.LimiterConfig
+	if spec == "" {
+		return c, nil
+	}
+	floats := map[string]*float64{"headroom": &c.Headroom, "probe": &c.Probe, "fairness": &c.Fairness, "beta": &c.Beta, "burst": &c.Burst}
+	durations := map[string]*time.Duration{"interval": &c.Interval, "calm-after": &c.CalmAfter}
+	for _, kv := range strings.Split(spec, ",") {
+		name, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		switch {
+		case !ok:
+			return c, usagef("sim matrix: --limiter %q: want name=value, got %q", spec, kv)
+		case floats[name] != nil:
+			v, err := strconv.ParseFloat(val, 64)
+			if err != nil {
+				return c, usagef("sim matrix: --limiter %s=%q: want a number", name, val)
+			}
+			*floats[name] = v
+		case durations[name] != nil:
+			d, err := time.ParseDuration(val)
+			if err != nil {
+				return c, usagef("sim matrix: --limiter %s=%q: want a duration such as 100ms", name, val)
+			}
+			*durations[name] = d
+		default:
+			return c, usagef("sim matrix: --limiter: unknown setting %q (want headroom, probe, fairness, beta, burst, interval or calm-after)", name)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return c, usagef("sim matrix: --limiter: %v", err)
+	}
+	return c, nil
 }
