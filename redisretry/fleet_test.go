@@ -7,10 +7,8 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,13 +17,14 @@ import (
 	"github.com/jittered/retry/internal/sim"
 	"github.com/jittered/retry/redisretry"
 	"github.com/jittered/retry/retrytest"
+	"github.com/jittered/retry/retrytest/procs"
 	"github.com/redis/go-redis/v9"
 )
 
-// fleetChildEnv, when set, makes the test binary a fleet client process:
-// it writes its share of the items to the URL through httpretry with the
-// recommended Policy — its limiter its own (Redis empty) or the fleet's
-// shared one — and prints a fleetResult as JSON.
+// fleetChildEnv, when set, makes the test binary a fleet client process
+// (procs.Child, in TestMain): it writes its share of the items to the URL
+// through httpretry with the recommended Policy — its limiter its own
+// (Redis empty) or the fleet's shared one — and answers a fleetResult.
 const fleetChildEnv = "REDISRETRY_FLEET_CHILD"
 
 type fleetArgs struct {
@@ -52,18 +51,11 @@ type fleetResult struct {
 }
 
 func TestMain(m *testing.M) {
-	if os.Getenv(fleetChildEnv) != "" {
-		os.Exit(fleetChild())
-	}
+	procs.Child(fleetChildEnv, fleetChild)
 	testMain(m)
 }
 
-func fleetChild() int {
-	var a fleetArgs
-	if err := json.Unmarshal([]byte(os.Getenv(fleetChildEnv)), &a); err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		return 2
-	}
+func fleetChild(a fleetArgs) (fleetResult, error) {
 	p := sim.Recommended(a.Seed)
 	var shared *redisretry.Limiter
 	if a.Redis != "" {
@@ -71,8 +63,7 @@ func fleetChild() int {
 		defer rdb.Close()
 		l, err := redisretry.New(rdb, redisretry.Config{Key: a.Key, Timeout: a.Timeout})
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "child:", err)
-			return 2
+			return fleetResult{}, err
 		}
 		defer l.Close()
 		p.Limiter, shared = l, l
@@ -87,8 +78,7 @@ func fleetChild() int {
 		},
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		return 1
+		return fleetResult{}, err
 	}
 	out := fleetResult{EndNs: time.Unix(0, a.StartNs).Add(res.Wall).UnixNano(), Attempts: res.Attempts, Failures: res.Failures, ShareNs: -1}
 	if a.Share > 0 {
@@ -101,8 +91,7 @@ func fleetChild() int {
 			out.Err = err.Error()
 		}
 	}
-	json.NewEncoder(os.Stdout).Encode(out)
-	return 0
+	return out, nil
 }
 
 // completions records when each write completed (its final answer a
@@ -171,43 +160,21 @@ func runFleet(t testing.TB, f fleet) fleetRun {
 	}
 	defer s.Close()
 	served := time.Now()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now().Add(400 * time.Millisecond)
 	key := fmt.Sprintf("fleet-%d-%d", f.Seed, time.Now().UnixNano())
-	results := make([]fleetResult, k)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []string
-	for i := range k {
-		a := fleetArgs{URL: s.URL, Redis: f.Redis, Key: key, Items: items / k, Writers: max(1, f.Writers/k), Seed: f.Seed*100 + uint64(i),
+	args := make([]fleetArgs, k)
+	for i := range args {
+		args[i] = fleetArgs{URL: s.URL, Redis: f.Redis, Key: key, Items: items / k, Writers: max(1, f.Writers/k), Seed: f.Seed*100 + uint64(i),
 			StartNs: start.UnixNano(), Timeout: f.Timeout}
 		if f.Late > 0 && i == k-1 {
-			a.StartNs, a.Share = start.Add(f.Late).UnixNano(), rate/float64(k)
+			args[i].StartNs, args[i].Share = start.Add(f.Late).UnixNano(), rate/float64(k)
 		}
-		args, _ := json.Marshal(a)
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
-			cmd.Env = append(os.Environ(), fleetChildEnv+"="+string(args))
-			out, err := cmd.Output()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("process %d: %v: %s", i, err, out))
-				return
-			}
-			if err := json.Unmarshal(out, &results[i]); err != nil {
-				errs = append(errs, fmt.Sprintf("process %d: %v: %q", i, err, out))
-			}
-		})
 	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatal(strings.Join(errs, "\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	results, err := procs.Run[fleetArgs, fleetResult](ctx, fleetChildEnv, args)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if dir := os.Getenv("REDISRETRY_TIMELINES"); dir != "" && f.Seed == 1 && f.Late == 0 {
 		writeTimeline(t, dir, f, s.Counters(), start.Sub(served))

@@ -2,28 +2,25 @@ package retrytest_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jittered/retry/httpretry"
 	"github.com/jittered/retry/internal/sim"
 	"github.com/jittered/retry/retrytest"
+	"github.com/jittered/retry/retrytest/procs"
 )
 
-// childEnv, when set, makes the test binary a load client process: it
-// writes its share of the items to the URL through httpretry with the
-// recommended Policy (its own limiter, as a separate process has), and
-// prints a childResult as JSON.
+// childEnv, when set, makes the test binary a load client process
+// (procs.Child, in TestMain): it writes its share of the items to the URL
+// through httpretry with the recommended Policy (its own limiter, as a
+// separate process has), and answers a childResult.
 const childEnv = "RETRYTEST_LOAD_CHILD"
 
 type childArgs struct {
@@ -41,12 +38,7 @@ type childResult struct {
 	Errors   map[string]int
 }
 
-func loadChild() int {
-	var a childArgs
-	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &a); err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		return 2
-	}
+func loadChild(a childArgs) (childResult, error) {
 	time.Sleep(time.Until(time.Unix(0, a.StartNs)))
 	res, err := retrytest.RunLoad(context.Background(), retrytest.LoadConfig{
 		URL: a.URL, Clients: a.Writers, Items: a.Items, Timeout: 2 * time.Minute,
@@ -55,12 +47,10 @@ func loadChild() int {
 		},
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		return 1
+		return childResult{}, err
 	}
 	end := time.Unix(0, a.StartNs).Add(res.Wall)
-	json.NewEncoder(os.Stdout).Encode(childResult{EndNs: end.UnixNano(), Attempts: res.Attempts, Failures: res.Failures, Errors: res.Errors})
-	return 0
+	return childResult{EndNs: end.UnixNano(), Attempts: res.Attempts, Failures: res.Failures, Errors: res.Errors}, nil
 }
 
 // multiRun is one run: k client processes, each with its own limiter and
@@ -80,37 +70,16 @@ func runMulti(t testing.TB, k, items, writers int, rate float64, seed uint64) mu
 		t.Fatal(err)
 	}
 	defer s.Close()
-	exe, err := os.Executable()
+	start := time.Now().Add(300 * time.Millisecond) // time for every process to start
+	args := make([]childArgs, k)
+	for i := range args {
+		args[i] = childArgs{URL: s.URL, Items: items / k, Writers: max(1, writers/k), Seed: seed*100 + uint64(i), StartNs: start.UnixNano()}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	results, err := procs.Run[childArgs, childResult](ctx, childEnv, args)
 	if err != nil {
 		t.Fatal(err)
-	}
-	start := time.Now().Add(300 * time.Millisecond) // time for every process to start
-	results := make([]childResult, k)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []string
-	for i := range k {
-		args, _ := json.Marshal(childArgs{URL: s.URL, Items: items / k, Writers: max(1, writers/k), Seed: seed*100 + uint64(i), StartNs: start.UnixNano()})
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
-			cmd.Env = append(os.Environ(), childEnv+"="+string(args))
-			out, err := cmd.Output()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("process %d: %v: %s", i, err, out))
-				return
-			}
-			if err := json.Unmarshal(out, &results[i]); err != nil {
-				errs = append(errs, fmt.Sprintf("process %d: %v: %q", i, err, out))
-			}
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatal(strings.Join(errs, "\n"))
 	}
 	ideal := float64(items/k*k) / rate
 	var r multiRun

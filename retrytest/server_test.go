@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,12 +18,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/jittered/retry/retrytest"
+	"github.com/jittered/retry/retrytest/procs"
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) != "" {
-		os.Exit(loadChild())
-	}
+	procs.Child(childEnv, loadChild)
 	goleak.VerifyTestMain(m)
 }
 
