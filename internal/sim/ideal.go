@@ -122,6 +122,9 @@ func (s *Scenario) subsetBound() time.Duration {
 				worst = max(worst, sg.from+(need-got)/rate)
 				break
 			}
+			if math.IsInf(end, 1) {
+				break // never done: no bound from this set (not reached: the last segment is up)
+			}
 			got += rate * (end - sg.from)
 		}
 	}
