@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/jittered/retry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -466,5 +468,21 @@ func TestChartsOnlyWhenAsked(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "b"+ext)); err != nil {
 			t.Errorf("chart %s not written: %v", ext, err)
 		}
+	}
+}
+
+// TestParseLimiter: --limiter's settings land in the fields they name;
+// the rest keep their zero (default).
+func TestParseLimiter(t *testing.T) {
+	c, err := parseLimiter("headroom=0.05, probe=0.02,fairness=0.3,beta=0.6,burst=0.1,interval=50ms,calm-after=3s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := retry.LimiterConfig{Headroom: 0.05, Probe: 0.02, Fairness: 0.3, Beta: 0.6, Burst: 0.1, Interval: 50 * time.Millisecond, CalmAfter: 3 * time.Second}
+	if c != want {
+		t.Errorf("parseLimiter: %+v, want %+v", c, want)
+	}
+	if c, err := parseLimiter(""); err != nil || c != (retry.LimiterConfig{}) {
+		t.Errorf("parseLimiter(\"\"): %+v, %v; want the zero config", c, err)
 	}
 }
