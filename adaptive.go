@@ -101,7 +101,7 @@ type LimiterConfig struct {
 	// Goodput parameters.
 	Headroom float64       // default 0.03: send 3 % above the accepted rate
 	Probe    float64       // default 0.01: first growth step above the last throttle
-	Fairness float64       // default 0.3: the additive term's weight (see Goodput)
+	Fairness float64       // default 0.15: the additive term's weight (see Goodput)
 	Interval time.Duration // default 100 ms: the shortest decision period; 1 ms to 10 s
 	// CalmAfter is how long without a throttle, the rate not binding, before
 	// the limiter stops limiting (default 2 s).
