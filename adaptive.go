@@ -100,7 +100,7 @@ type LimiterConfig struct {
 
 	// Goodput parameters.
 	Headroom float64       // default 0.03: send 3 % above the accepted rate
-	Probe    float64       // default 0.01: first growth step above the last throttle
+	Probe    float64       // default 0.02: first growth step above the last throttle
 	Fairness float64       // default 0.15: the additive term's weight (see Goodput)
 	Interval time.Duration // default 100 ms: the shortest decision period; 1 ms to 10 s
 	// CalmAfter is how long without a throttle, the rate not binding, before
@@ -161,7 +161,7 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	def(&c.ScaleConstant, 0.4)
 	def(&c.Smooth, 0.8)
 	def(&c.Headroom, 0.03)
-	def(&c.Probe, 0.01)
+	def(&c.Probe, 0.02)
 	def(&c.Fairness, 0.15)
 	if c.Interval == 0 {
 		c.Interval = 100 * time.Millisecond

@@ -70,7 +70,7 @@ func near(t *testing.T, what string, got, want float64) {
 // TestGoodputLawExact pins every term of the law with hand-computed
 // numbers: Headroom 0.03, Fairness 0.15 (relative 0.15/√max(n, 25)),
 // smoothing over 50 answers, the cut using min(smoothed, this period's
-// fraction), the Beta floor 0.5, the probe starting at 1 % and doubling.
+// fraction), the Beta floor 0.5, the probe starting at 2 % and doubling.
 func TestGoodputLawExact(t *testing.T) {
 	l, now := measured(t)
 	rate0, _ := l.Rate()
@@ -83,37 +83,40 @@ func TestGoodputLawExact(t *testing.T) {
 	}
 	now = now.Add(100 * time.Millisecond)
 
-	// A quiet, binding period with answers: ×(1+1 %) + r·0.15/√max(n,100).
+	// A quiet, binding period with answers: ×(1+2 %) + r·0.15/√max(n,25).
 	prev := r
 	r = period(t, l, now, int(prev/10)+5, 94, 0)
 	fair := func(x float64) float64 { return x * 0.15 / math.Sqrt(math.Max(x*0.1, 25)) }
-	want := prev*1.01 + fair(prev)
-	near(t, "probe 1 %", r, want)
+	want := prev*1.02 + fair(prev)
+	near(t, "probe 2 %", r, want)
 	now = now.Add(100 * time.Millisecond)
 
-	// The next quiet period doubles the probe step: 2 %.
+	// The next quiet period doubles the probe step: 4 %.
 	prev = r
 	r = period(t, l, now, int(prev/10)+5, 95, 0)
-	near(t, "probe 2 %", r, prev*1.02+fair(prev))
+	near(t, "probe 4 %", r, prev*1.04+fair(prev))
 	now = now.Add(100 * time.Millisecond)
 
-	// A throttled period of 100 answers, 10 throttled: the smoothed
-	// fraction moves by 100/150 of the way from its last value (Headroom/
-	// (1+Headroom) after the first measure — the fraction expected at the
-	// rate it set — then two quiet periods pulled it down).
+	// A throttled period of 110 answers, 11 throttled (more answers than
+	// the rate's 103 per period, so that the cut starts from the rate, not
+	// from the traffic): the smoothed fraction moves by 110/160 of the way
+	// from its last value (Headroom/(1+Headroom) after the first measure —
+	// the fraction expected at the rate it set — then two quiet periods
+	// pulled it down).
 	frac := 0.03 / 1.03
 	frac += 94.0 / 144 * (0 - frac)
 	frac += 95.0 / 145 * (0 - frac)
-	frac += 100.0 / 150 * (0.1 - frac)
+	frac += 110.0 / 160 * (0.1 - frac)
 	prev = r
-	r = period(t, l, now, int(prev/10)+5, 90, 10)
+	r = period(t, l, now, int(prev/10)+5, 99, 11)
 	keep := 1.03 * (1 - math.Min(frac, 0.1))
 	near(t, "cut", r, prev*keep+fair(prev*keep))
 	now = now.Add(100 * time.Millisecond)
 
-	// A period of 95 % throttles: the cut stops at Beta = 0.5.
+	// A period of 95 % throttles (110 answers, more than the rate's
+	// 100 per period): the cut stops at Beta = 0.5.
 	prev = r
-	r = period(t, l, now, int(prev/10)+5, 5, 95)
+	r = period(t, l, now, int(prev/10)+5, 5, 105)
 	near(t, "beta floor", r, prev*0.5)
 }
 
@@ -395,7 +398,7 @@ func TestGoodputSlowStart(t *testing.T) {
 
 // TestGoodputLowRateBoost: below 10 answers per Interval an accepted,
 // throttle-free period is rare evidence and grows the rate by at least
-// Probe·10/(answers per Interval): at 20/s (2 per Interval), 5 %.
+// Probe·10/(answers per Interval): at 20/s (2 per Interval), 10 %.
 func TestGoodputLowRateBoost(t *testing.T) {
 	l := mustLimiter(t, retry.LimiterConfig{})
 	calm(l, t0, 20) // a second at 20 answers/s: the pace is a real one
@@ -407,7 +410,7 @@ func TestGoodputLowRateBoost(t *testing.T) {
 	now := start.Add(100 * time.Millisecond)
 	prev := r
 	r = period(t, l, now, 3, 2, 0)
-	g := 0.01 * 10 / (prev * 0.1)
+	g := 0.02 * 10 / (prev * 0.1)
 	near(t, "low-rate growth", r, prev*(1+g)+prev*0.15/math.Sqrt(25))
 }
 
@@ -620,7 +623,7 @@ func TestGoodputMeasuresAcrossSparsePeriods(t *testing.T) {
 	now = now.Add(100 * time.Millisecond)
 	prev := r
 	r = period(t, l, now, 1, 1, 0)
-	g := 0.01 * 10 / (prev * 0.1) // the low-rate probe, not slow start
+	g := 0.02 * 10 / (prev * 0.1) // the low-rate probe, not slow start
 	near(t, "then probes", r, prev*(1+g)+prev*0.15/5)
 	// The measure reset the smoothed throttled fraction to
 	// Headroom/(1+Headroom), as the first measure does: a throttled period
