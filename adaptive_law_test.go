@@ -499,7 +499,8 @@ func TestLimiterSetAll(t *testing.T) {
 // not from the pace (100 answers where the pace carries none): the rate
 // starts from half the wave's rate, and slow start goes on (it doubles)
 // instead of settling at the 190/s accepted of the burst and probing up by
-// 1 %, 2 %, … (that took 0.9 s to regain 1000/s over real gRPC).
+// Probe, doubling (1 %, 2 %, … with the Probe of the time: 0.9 s to regain
+// 1000/s over real gRPC).
 func TestGoodputFirstWaveIsNoMeasure(t *testing.T) {
 	l := mustLimiter(t, retry.LimiterConfig{})
 	l.ObserveAt(t0, retry.OutcomeThrottled) // before any accepted answer: pace at the floor
@@ -567,7 +568,7 @@ func TestGoodputOnlyTheFirstPeriodIsAWave(t *testing.T) {
 // a wave, at a pace that could not carry one send in it (5/s: half a send
 // per period), answered by sends made before — 2 accepted — sets the rate
 // from them but measures nothing: slow start goes on (doubles) instead of
-// probing by 1 %, 2 %, ….
+// probing by Probe, doubling (2 %, 4 %, …).
 func TestGoodputSlowPaceIsNoMeasure(t *testing.T) {
 	l := mustLimiter(t, retry.LimiterConfig{})
 	calm(l, t0.Add(-time.Second), 5)
