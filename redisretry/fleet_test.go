@@ -266,6 +266,12 @@ func writeTimeline(t testing.TB, dir string, f fleet, c retrytest.Counters, lead
 // per process; "shared": one redisretry limiter on a real redis-server at
 // addr), each doing REDISRETRY_REPS runs (default 10) of run.
 func fleetBench(b *testing.B, ks []int, run func(b *testing.B, k int, addr string, reps int)) {
+	if dir := os.Getenv("REDISRETRY_TIMELINES"); dir != "" {
+		// Made before the runs, not found missing after each of them.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatalf("REDISRETRY_TIMELINES: %v", err)
+		}
+	}
 	reps := 10
 	if v, err := strconv.Atoi(os.Getenv("REDISRETRY_REPS")); err == nil && v > 0 {
 		reps = v
