@@ -44,9 +44,10 @@ func TestMatrixSubset(t *testing.T) {
 	if rec.Errors != 0 {
 		t.Errorf("%d scenarios did not finish", rec.Errors)
 	}
-	// Measured on seeds 1–30 (2026-11-29, night): wall÷ideal median 1.017,
-	// p95 1.250, worst 1.544; 1 + throttles/write median 1.170 (full
-	// jitter: 2.96); no failed write (full jitter: 429).
+	// Measured on seeds 1–30 (2026-12-07, late, Probe 0.02): wall÷ideal
+	// median 1.024, p95 1.263, worst 1.407; 1 + throttles/write median
+	// 1.160 (full jitter: 2.96); no failed write (full jitter: 429); no
+	// loss against full jitter.
 	if rec.Wall.Median > 1.05 || rec.Wall.Worst > 2 || rec.AfterWave.Median > 1.25 {
 		t.Errorf("recommended: wall÷ideal median %.3f worst %.3f, 1+throttles/write median %.3f: regressed", rec.Wall.Median, rec.Wall.Worst, rec.AfterWave.Median)
 	}
@@ -59,7 +60,7 @@ func TestMatrixSubset(t *testing.T) {
 	n := Losses(rows, 0, 1)
 	t.Logf("recommended took > 5%% longer than full jitter in %d of 30 scenarios", n)
 	if n > 3 {
-		t.Errorf("recommended took > 5%% longer than full jitter in %d of 30 scenarios (measured: 1)", n)
+		t.Errorf("recommended took > 5%% longer than full jitter in %d of 30 scenarios (measured: 0)", n)
 	}
 	for _, m := range rec.Misses() {
 		t.Logf("goal missed: %s", m)
