@@ -73,14 +73,18 @@ func Run[A, R any](ctx context.Context, env string, args []A) ([]R, error) {
 	if err != nil {
 		return nil, fmt.Errorf("procs: the test binary: %w", err)
 	}
+	// Every argument is encoded before any process starts: an error then
+	// returns with nothing left running.
+	encoded := make([][]byte, len(args))
+	for i, a := range args {
+		if encoded[i], err = json.Marshal(a); err != nil {
+			return nil, fmt.Errorf("procs: arguments of process %d: %w", i, err)
+		}
+	}
 	results := make([]R, len(args))
 	errs := make([]error, len(args))
 	var wg sync.WaitGroup
-	for i, a := range args {
-		js, err := json.Marshal(a)
-		if err != nil {
-			return nil, fmt.Errorf("procs: arguments of process %d: %w", i, err)
-		}
+	for i, js := range encoded {
 		wg.Go(func() {
 			cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
 			cmd.Env = append(os.Environ(), env+"="+string(js))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +16,9 @@ import (
 const env = "PROCS_TEST_CHILD"
 
 type args struct {
-	N    int
-	Fail string
+	N     int
+	Fail  string
+	Touch string // a file the child creates, to show that it ran
 }
 
 type result struct {
@@ -26,6 +28,11 @@ type result struct {
 
 func TestMain(m *testing.M) {
 	procs.Child(env, func(a args) (result, error) {
+		if a.Touch != "" {
+			if err := os.WriteFile(a.Touch, nil, 0o644); err != nil {
+				return result{}, err
+			}
+		}
 		if a.Fail != "" {
 			return result{}, errors.New(a.Fail)
 		}
@@ -84,5 +91,25 @@ func TestChildRefusesArgumentsOfAnotherType(t *testing.T) {
 	_, err := procs.Run[string, result](ctx, env, []string{"not an args object"})
 	if err == nil || !strings.Contains(err.Error(), "exit status 2") || !strings.Contains(err.Error(), "child arguments") {
 		t.Errorf("Run with arguments of another type: %v; want exit status 2 and the decoding error", err)
+	}
+}
+
+// TestRunEncodesEveryArgumentFirst: an argument that cannot be encoded
+// fails Run before any process starts — none is left running behind the
+// error (Run used to start the processes before it and return without
+// waiting for them). A child that ran would create the file; a second is
+// far longer than a child takes to start here (tens of milliseconds).
+func TestRunEncodesEveryArgumentFirst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	touched := filepath.Join(t.TempDir(), "ran")
+	_, err := procs.Run[any, result](ctx, env, []any{args{N: 1, Touch: touched}, make(chan int)})
+	if err == nil || !strings.Contains(err.Error(), "arguments of process 1") {
+		t.Fatalf("Run with an argument that cannot be encoded: %v; want an error naming process 1's arguments", err)
+	}
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(touched); err == nil {
+			t.Fatal("process 0 ran although Run returned an error")
+		}
 	}
 }
