@@ -474,7 +474,13 @@ func TestChartsOnlyWhenAsked(t *testing.T) {
 // TestParseLimiter: --limiter's settings land in the fields they name;
 // the rest keep their zero (default).
 func TestParseLimiter(t *testing.T) {
-	c, err := parseLimiter("headroom=0.05, probe=0.02,fairness=0.3,beta=0.6,burst=0.1,interval=50ms,calm-after=3s")
+	spec := "headroom=0.05, probe=0.02,fairness=0.3,beta=0.6,burst=0.1,interval=50ms,calm-after=3s"
+	for _, name := range limiterSettings { // what the help lists is what this test sets
+		if !strings.Contains(spec, name+"=") {
+			t.Errorf("the help lists %q; the test does not set it", name)
+		}
+	}
+	c, err := parseLimiter(spec)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -248,7 +248,7 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 	out := fs.String("out", "", "write the chart to this path + .png and .svg (the directory must exist); default: none")
 	chart := chartFlag(fs)
 	cubic := fs.Bool("cubic", false, "also run the AWS SDK's adaptive mode (slow: its waiters poll)")
-	limiter := fs.String("limiter", "", "the recommended setup's Goodput limiter with these settings, as\nname=value,… (headroom, probe, fairness, beta, burst, interval, calm-after);\ndefault: the library's defaults")
+	limiter := fs.String("limiter", "", "the recommended setup's Goodput limiter with these settings, as\nname=value,… ("+strings.Join(limiterSettings, ", ")+");\ndefault: the library's defaults")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -335,6 +335,10 @@ func simMatrix(ctx context.Context, args []string, std IO) error {
 	return chartOut(std.Stdout, *out, panels)
 }
 
+// limiterSettings are the names --limiter accepts, in the order its help
+// and its errors list them.
+var limiterSettings = []string{"headroom", "probe", "fairness", "beta", "burst", "interval", "calm-after"}
+
 // parseLimiter reads --limiter's name=value list into a Goodput
 // LimiterConfig (zero fields keep their defaults) and validates it.
 func parseLimiter(spec string) (retry.LimiterConfig, error) {
@@ -362,7 +366,7 @@ func parseLimiter(spec string) (retry.LimiterConfig, error) {
 			}
 			*durations[name] = d
 		default:
-			return c, usagef("sim matrix: --limiter: unknown setting %q (want headroom, probe, fairness, beta, burst, interval or calm-after)", name)
+			return c, usagef("sim matrix: --limiter: unknown setting %q (want one of %s)", name, strings.Join(limiterSettings, ", "))
 		}
 	}
 	if err := c.Validate(); err != nil {
