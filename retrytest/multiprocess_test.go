@@ -99,11 +99,24 @@ func runMulti(t testing.TB, k, items, writers int, rate float64, seed uint64) mu
 // TestMultiProcessLoad: 4 client processes, each with its own limiter,
 // share a service of 1000 writes/s on loopback: none stalls, the service
 // is kept busy, and few attempts are throttled.
+//
+// Without the race detector (scripts/test-all.sh runs it so), 12 runs on
+// 2026-12-08 gave 0.987–1.063 × ideal and 1.116–1.146 attempts per write:
+// the bounds are 1.2 and 1.2, the issue's. Under -race the four client
+// processes and the service share two cores at several times their
+// normal CPU cost; 15 runs gave 1.08–1.29 attempts per write (CI once
+// 1.302), so there the check is that nothing stalls or fails: 1.3 × ideal
+// and 1.5 attempts.
 func TestMultiProcessLoad(t *testing.T) {
+	maxRatio, maxAttempts := 1.2, 1.2
+	if raceEnabled {
+		maxRatio, maxAttempts = 1.3, 1.5
+	}
 	r := runMulti(t, 4, 4000, 200, 1000, 1)
 	t.Logf("4 processes: %.3f× ideal, %.3f attempts/write, finish ÷ ideal per process %.2f", r.Ratio, r.Attempts, r.Shares)
-	if r.Failures != 0 || r.Ratio > 1.3 || r.Attempts > 1.3 {
-		t.Errorf("4 processes: %.3f× ideal, %.3f attempts/write, %d failures", r.Ratio, r.Attempts, r.Failures)
+	if r.Failures != 0 || r.Ratio > maxRatio || r.Attempts > maxAttempts {
+		t.Errorf("4 processes: %.3f× ideal, %.3f attempts/write, %d failures; want ≤ %.1f× ideal, ≤ %.1f attempts/write, 0 failures (race detector: %v)",
+			r.Ratio, r.Attempts, r.Failures, maxRatio, maxAttempts, raceEnabled)
 	}
 }
 

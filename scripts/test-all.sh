@@ -45,6 +45,13 @@ echo "=== scenario matrix subset (no -race)"
 if ! go test -count=1 -run 'TestMatrixSubset' ./internal/sim/; then
 	status=1
 fi
+# Separate client processes over real HTTP: under -race they share two
+# cores at several times their CPU cost, so the tight attempt bound (1.2
+# per write) is checked here, without the detector (about 6 s).
+echo "=== separate client processes (no -race)"
+if ! (cd retrytest && go test -count=1 -run 'TestMultiProcessLoad$' .); then
+	status=1
+fi
 # Each fuzz target runs briefly: the seed corpus always runs with the tests;
 # this explores beyond it (the Retry-After overflow was found this way).
 # A count, not a duration: with a duration, Go 1.26's fuzz coordinator can

@@ -1,0 +1,5 @@
+//go:build !race
+
+package retrytest_test
+
+const raceEnabled = false
