@@ -745,10 +745,6 @@ func (l *Limiter) step(now time.Time, want int, starved time.Duration, deadline 
 // background, tracked for Close.
 func (l *Limiter) run(timeout time.Duration, n [4]int64, bound string, waited, want int, starved int64) ([]any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	type answer struct {
-		res []any
-		err error
-	}
 	ch := make(chan answer, 1)
 	if !l.spawn(func() {
 		defer cancel()
@@ -759,11 +755,33 @@ func (l *Limiter) run(timeout time.Duration, n [4]int64, bound string, waited, w
 		cancel()
 		return nil, errClosed
 	}
+	return await(ctx, ch, timeout)
+}
+
+// answer is what a command run in the background gives back.
+type answer struct {
+	res []any
+	err error
+}
+
+// await returns the answer sent on ch, or a timeout error once ctx is done
+// without one. An answer already sent wins over a done ctx: the goroutine
+// running the command cancels ctx as soon as it has answered, and a select
+// with both ready picks one at random. Under CPU load (16 processes, Redis
+// and the service on 2 cores) the waiting goroutine often ran only after
+// both, and half of those answers became "no answer within 100ms" and a
+// fallback for a second: 0–9 a run, each a burst of throttles.
+func await(ctx context.Context, ch <-chan answer, timeout time.Duration) ([]any, error) {
 	select {
 	case a := <-ch:
 		return a.res, a.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("redisretry: no answer from Redis within %v: %w", timeout, context.DeadlineExceeded)
+		select {
+		case a := <-ch:
+			return a.res, a.err
+		default:
+			return nil, fmt.Errorf("redisretry: no answer from Redis within %v: %w", timeout, context.DeadlineExceeded)
+		}
 	}
 }
 
