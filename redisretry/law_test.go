@@ -158,8 +158,9 @@ func TestLawClosesAQuarterPeriodLate(t *testing.T) {
 }
 
 // TestLawUnderusedPeriodCutsByRefusedShare: a throttle in a period in
-// which the fleet sent less than its rate cuts by the share refused, not to
-// the short count, and leaves the peak alone.
+// which the fleet did not carry its rate (less than 95 % of it answered)
+// cuts by the share refused, not to the short count, and leaves the peak
+// alone.
 func TestLawUnderusedPeriodCutsByRefusedShare(t *testing.T) {
 	r := newLawRig(t)
 	r.set(1000, r.now()-60_000, map[string]float64{"meas": 1, "peak": 1000, "acc": 100, "thr": 1})
@@ -170,11 +171,23 @@ func TestLawUnderusedPeriodCutsByRefusedShare(t *testing.T) {
 	if got := r.get("peak"); got != 1000 {
 		t.Errorf("peak %v; want 1000 kept", got)
 	}
+	// 185 answers of 200 allowed (92.5 %): no measure either (a hole, or
+	// a count's noise, not the service's capacity).
+	r.set(1000, r.now()-60_000, map[string]float64{"meas": 1, "peak": 1000, "acc": 184, "thr": 1})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 1000*(1-1.0/185); !near(got, want) {
+		t.Errorf("185 answers of 200 allowed, one throttle: rate %v; want %v (not 947.6, the count's)", got, want)
+	}
+	if got := r.get("peak"); got != 1000 {
+		t.Errorf("peak %v after 185 answers; want 1000 kept", got)
+	}
 }
 
 // TestLawGrowthNearPeakIsCapped: without throttles, after two periods
 // that carried the rate, the probe creeps (Probe a period) within 10 % of
-// the last measured peak, grows at most 5 % a period below 1.5× it, and
+// the last measured peak — for five quiet periods, and after them until
+// the service has accepted a tenth of a period beyond the measure since
+// the last throttle (qsum) — grows at most 5 % a period below 1.5× it, and
 // far above it grows exponentially again from Probe, counted from the
 // crossing; below 99 % of the peak it closes half the gap.
 func TestLawGrowthNearPeakIsCapped(t *testing.T) {
@@ -186,12 +199,21 @@ func TestLawGrowthNearPeakIsCapped(t *testing.T) {
 	if got, want := r.get("rate"), 1000*(1+lawProbe); !near(got, want) {
 		t.Errorf("within 10 %% of the peak: rate %v; want %v (Probe)", got, want)
 	}
-	// A second of creeping without a throttle: the measure may be low;
-	// grow again (capped at 5 %).
+	// A second of creeping without a throttle, and the service accepted
+	// nothing beyond the measure (its bucket's credit from holes, no
+	// evidence of more capacity): creep on.
 	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "quiet": 5, "acc": 200, "wait": 1, "pfull": 1})
 	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 1000*(1+lawProbe); !near(got, want) {
+		t.Errorf("near the peak, sixth quiet period, nothing accepted beyond the measure: rate %v; want %v (Probe)", got, want)
+	}
+	// The service accepted 15 + 10 answers beyond the measure since the
+	// last throttle (a tenth of a period's 200 is 20): the measure is low;
+	// grow again (capped at 5 %).
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "quiet": 5, "acc": 210, "wait": 1, "pfull": 1, "qsum": 15})
+	r.step(0, 0, 0, 0, 0)
 	if got, want := r.get("rate"), 1050.0; !near(got, want) {
-		t.Errorf("near the peak, sixth quiet period: rate %v; want %v", got, want)
+		t.Errorf("near the peak, sixth quiet period, 25 accepted beyond the measure: rate %v; want %v", got, want)
 	}
 	// Between 1.1 and 1.5× the peak: capped at 5 %.
 	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 800, "quiet": 4, "acc": 200, "wait": 1, "pfull": 1})
@@ -250,29 +272,42 @@ func TestLawNoGrowthAfterAHole(t *testing.T) {
 	}
 }
 
-// TestLawSmoothsNoisyCounts: a throttled period's count within 30 % of the
-// last measure is averaged with it (counts at a period's ends are noisy
-// when many processes report); a larger move is taken at once. The peak
-// is never above what the fleet sent.
-func TestLawSmoothsNoisyCounts(t *testing.T) {
+// TestLawMeasuresOverTwoPeriods: a throttled period that carried the
+// rate (95 % of it answered), after another such, measures the mean of
+// the two counts (a late process's report moves answers from one to the
+// next); a count more than 30 % from the one before is taken at once, and
+// a period after none such (the first wave, or a stale measure) is its own
+// count. The peak is never above what the fleet sent at this period's
+// rate or the one before.
+func TestLawMeasuresOverTwoPeriods(t *testing.T) {
 	r := newLawRig(t)
 	ended := func() int64 { return r.now() - 60_000 }
-	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "pm": 1, "acc": 170, "thr": 5})
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "pmeas": 1, "pacc": 165, "acc": 185, "thr": 10})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 875*(1+lawH); !near(got, want) {
+		t.Errorf("185 accepted after 165: rate %v; want %v (the mean, 875, · (1 + H))", got, want)
+	}
+	if got := r.get("peak"); !near(got, 875) {
+		t.Errorf("peak %v; want 875", got)
+	}
+	if got, pa := r.get("pmeas"), r.get("pacc"); got != 1 || pa != 185 {
+		t.Errorf("pmeas %v, pacc %v; want 1 and 185 (this period measured)", got, pa)
+	}
+	// Alone (the period before measured nothing): its own count, not an
+	// average with an older measure.
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "pmeas": 0, "pacc": 165, "acc": 185, "thr": 10})
 	r.step(0, 0, 0, 0, 0)
 	if got, want := r.get("rate"), 925*(1+lawH); !near(got, want) {
-		t.Errorf("850/s accepted after a measure of 1000: rate %v; want %v (925 · (1 + H))", got, want)
-	}
-	if got := r.get("peak"); !near(got, 925) {
-		t.Errorf("peak %v; want 925", got)
+		t.Errorf("185 accepted alone: rate %v; want %v", got, want)
 	}
 	// The first wave's count is no measure to average with: the count.
-	r.set(1300, ended(), map[string]float64{"meas": 1, "peak": 1400, "pm": 0, "acc": 200, "thr": 60})
+	r.set(1300, ended(), map[string]float64{"meas": 1, "peak": 1400, "pmeas": 0, "acc": 200, "thr": 60})
 	r.step(0, 0, 0, 0, 0)
 	if got, want := r.get("rate"), 1000*(1+lawH); !near(got, want) {
-		t.Errorf("1000/s accepted at 1300 after a wave of 1400: rate %v; want %v (not the average's 1236)", got, want)
+		t.Errorf("1000/s accepted at 1300 after a wave of 1400: rate %v; want %v", got, want)
 	}
-	// A drop to a quarter: the count, not an average (Beta bounds the cut).
-	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "pm": 1, "acc": 50, "thr": 150})
+	// A drop to a quarter: the count, not a mean (Beta bounds the cut).
+	r.set(1000, ended(), map[string]float64{"meas": 1, "peak": 1000, "pmeas": 1, "pacc": 200, "acc": 50, "thr": 150})
 	r.step(0, 0, 0, 0, 0)
 	if got := r.get("rate"); got != 500 {
 		t.Errorf("250/s accepted after 1000: rate %v; want 500 (Beta of 1000)", got)
@@ -281,11 +316,19 @@ func TestLawSmoothsNoisyCounts(t *testing.T) {
 		t.Errorf("peak %v; want 250", got)
 	}
 	// More accepted than sent (the service's burst, or a count's noise):
-	// the peak is what was sent.
+	// the peak is what was sent…
 	r.set(900, ended(), map[string]float64{"meas": 1, "acc": 200, "thr": 3})
 	r.step(0, 0, 0, 0, 0)
 	if got := r.get("peak"); got != 900 {
 		t.Errorf("1000/s accepted at a rate of 900: peak %v; want 900", got)
+	}
+	// …at the rate of the period before, if higher: answers come after
+	// their sends, and the period after a cut is answered for the sends
+	// before it.
+	r.set(900, ended(), map[string]float64{"meas": 1, "acc": 200, "thr": 3, "prate": 1200})
+	r.step(0, 0, 0, 0, 0)
+	if got := r.get("peak"); got != 1000 {
+		t.Errorf("1000/s accepted at 900 just after 1200: peak %v; want 1000", got)
 	}
 }
 
@@ -305,6 +348,64 @@ func TestLawFirstThrottleAfterGrowthCutsToTheMeasure(t *testing.T) {
 	}
 	if q := r.get("quiet"); q != 0 {
 		t.Errorf("quiet %v; want 0", q)
+	}
+	if c := r.get("capcut"); c != 1150 {
+		t.Errorf("capcut %v; want 1150 (the rate cut from, for the next period's measure)", c)
+	}
+	// The next period measures again: its measure replaces the old one,
+	// up to the rate cut from…
+	r.set(1030, r.now()-60_000, map[string]float64{"meas": 1, "peak": 1000, "capcut": 1150, "prate": 1150, "acc": 205, "thr": 20})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 1025*(1+lawH); !near(got, want) {
+		t.Errorf("remeasured at 1025/s after a cut to the old measure: rate %v; want %v", got, want)
+	}
+	if got := r.get("peak"); !near(got, 1025) {
+		t.Errorf("peak %v; want 1025", got)
+	}
+	r.set(1030, r.now()-60_000, map[string]float64{"meas": 1, "peak": 1000, "capcut": 1100, "prate": 1100, "acc": 240, "thr": 20})
+	r.step(0, 0, 0, 0, 0)
+	if got := r.get("rate"); got != 1100 {
+		t.Errorf("remeasured at 1200/s: rate %v; want 1100 (the rate cut from)", got)
+	}
+	// …and a lower one cuts as any throttle does.
+	r.set(1030, r.now()-60_000, map[string]float64{"meas": 1, "peak": 1000, "capcut": 1150, "prate": 1150, "acc": 190, "thr": 20})
+	r.step(0, 0, 0, 0, 0)
+	if got, want := r.get("rate"), 950*(1+lawH); !near(got, want) {
+		t.Errorf("remeasured at 950/s: rate %v; want %v", got, want)
+	}
+	if c := r.get("capcut"); c != 0 {
+		t.Errorf("capcut %v after the remeasure; want 0", c)
+	}
+}
+
+// TestLawCountsAcceptedBeyondTheMeasure: qsum adds up what the service
+// accepted beyond the measure in each period without a throttle, and
+// subtracts what it accepted below it down to a period of the measure; a
+// throttle resets it. It is the one field that may be negative: such a
+// state is not taken for garbage.
+func TestLawCountsAcceptedBeyondTheMeasure(t *testing.T) {
+	r := newLawRig(t)
+	ended := func() int64 { return r.now() - 60_000 }
+	r.set(1010, ended(), map[string]float64{"meas": 1, "peak": 1000, "quiet": 2, "acc": 210, "wait": 1, "pfull": 1, "qsum": -5})
+	res := r.step(0, 0, 0, 0, 0)
+	if got := r.get("qsum"); got != 5 {
+		t.Errorf("qsum %v; want 5 (-5 + 210 - 200)", got)
+	}
+	if res[5].(int64) != 0 {
+		t.Error("a negative qsum was repaired as garbage")
+	}
+	r.set(1010, ended(), map[string]float64{"meas": 1, "peak": 1000, "quiet": 2, "acc": 100, "wait": 1, "pfull": 1, "qsum": -150})
+	r.step(0, 0, 0, 0, 0)
+	if got := r.get("qsum"); got != -200 {
+		t.Errorf("after a hole: qsum %v; want -200 (a period of the measure at most)", got)
+	}
+	if got := r.get("rate"); got != 1010 {
+		t.Errorf("after a hole: rate %v; want 1010 (not a state reset)", got)
+	}
+	r.set(1010, ended(), map[string]float64{"meas": 1, "peak": 1000, "quiet": 2, "acc": 200, "thr": 2, "qsum": 40})
+	r.step(0, 0, 0, 0, 0)
+	if got := r.get("qsum"); got != 0 {
+		t.Errorf("after a throttle: qsum %v; want 0", got)
 	}
 }
 
@@ -430,19 +531,22 @@ func TestLawStartWaitsForAnAcceptedCount(t *testing.T) {
 
 // TestLawStartForgetsTheLastEpisode: when the fleet starts limiting again
 // after a calm spell, the last episode's measure flags (its peak measured,
-// its growth ramp, its last period full) start afresh with the peak.
+// its growth ramp, its last period full, its previous period's measure,
+// what was accepted beyond it, the rate a cut came from) start afresh with
+// the peak.
 func TestLawStartForgetsTheLastEpisode(t *testing.T) {
 	r := newLawRig(t)
 	ctx := context.Background()
 	r.rdb.Del(ctx, r.key)
-	if err := r.rdb.HSet(ctx, r.key, map[string]any{"rate": 0, "cps": r.now(), "peak": 900, "pm": 1, "qa": 3, "pfull": 1}).Err(); err != nil {
+	if err := r.rdb.HSet(ctx, r.key, map[string]any{"rate": 0, "cps": r.now(), "peak": 900, "pmeas": 1, "pacc": 180, "prate": 950,
+		"qa": 3, "pfull": 1, "qsum": 30, "capcut": 1100}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	r.step(40, 2, 0, 0, 0)
 	if got := r.get("rate"); got == 0 {
 		t.Fatal("not limiting after a throttle with answers accepted")
 	}
-	for _, f := range []string{"peak", "pm", "qa", "pfull"} {
+	for _, f := range []string{"peak", "pmeas", "pacc", "prate", "qa", "pfull", "qsum", "capcut"} {
 		if got := r.get(f); got != 0 {
 			t.Errorf("%s = %v at the start of limiting; want 0", f, got)
 		}

@@ -41,7 +41,7 @@ if kt ~= 'hash' and kt ~= 'none' then
   repaired = 1
 end
 local fields = {'rate', 'tat', 'ps', 'acc', 'thr', 'sent', 'wait', 'meas', 'frac', 'quiet', 'lthr', 'lans', 'first',
-  'refused', 'cacc', 'cps', 'crate', 'cum', 'cumd', 'peak', 'nacc', 'nthr', 'nsent', 'nwait', 'pfull', 'qa', 'pm', 'pend'}
+  'refused', 'cacc', 'cps', 'crate', 'cum', 'cumd', 'peak', 'nacc', 'nthr', 'nsent', 'nwait', 'pfull', 'qa', 'pend', 'pacc', 'pmeas', 'prate', 'capcut', 'qsum'}
 local raw = redis.call('HMGET', key, unpack(fields))
 local s = {}
 local fresh = true
@@ -50,7 +50,9 @@ for i, f in ipairs(fields) do
   if v then
     fresh = false
     local n = tonumber(v)
-    if n == nil or n ~= n or n == math.huge or n == -math.huge or n < 0 then
+    -- qsum alone may be negative (what the service accepted below the
+    -- measure), down to a period of the rate.
+    if n == nil or n ~= n or n == math.huge or n == -math.huge or (n < 0 and f ~= 'qsum') then
       repaired = 1
       s = nil
       break
@@ -77,6 +79,7 @@ end
 -- Close one period of length P that ended at `fin`.
 local function decide(fin)
   local r = s.rate
+  local measured, capcut = 0, 0
   local n = s.acc + s.thr
   -- The rate binds if a caller waited for the line, or if the fleet used
   -- (leased, or was answered for) most of what the rate allowed: leases
@@ -93,6 +96,16 @@ local function decide(fin)
   local wave = first and n > 2 * math.max(s.sent, r * P / 1e6, 2)
   s.first = 0
   local sec = P / 1e6
+  -- qsum: what the service accepted beyond the last measure since the
+  -- last throttle, less what it accepted below it (down to a period of
+  -- the measure: the service's bucket refills only so far). Positive, it
+  -- is evidence of capacity above the measure; quiet periods alone are
+  -- not (below).
+  if s.thr > 0 then
+    s.qsum = 0
+  elseif s.peak > 0 then
+    s.qsum = math.max(s.qsum + s.acc - s.peak * sec, -s.peak * sec)
+  end
   if s.thr > 0 and s.meas == 0 then
     if s.acc > 0 and not wave then
       setRate(s.acc / sec * (1 + H))
@@ -100,7 +113,7 @@ local function decide(fin)
       if math.max(s.sent, r * sec) >= 1 then s.meas = 1 end
     elseif first then
       setRate(beta * math.max(r, n / sec))
-      s.peak, s.pm = s.acc / sec, 0
+      s.peak = s.acc / sec
     elseif s.cum > 0 then
       setRate(s.cum / (s.cumd + sec) * (1 + H))
       s.frac = H / (1 + H)
@@ -116,37 +129,57 @@ local function decide(fin)
     -- period the answers came in: the larger of two periods' counts, taken
     -- while reports were counted where they arrived, held the rate above
     -- capacity for two more periods after a burst). A throttle never
-    -- raises the rate, and one period cuts at most to Beta of it.
+    -- raises the rate (but for the remeasure below), and one period cuts
+    -- at most to Beta of it.
     local accepted = s.acc / sec
-    if n >= 0.8 * r * sec and s.pm == 1 and accepted >= 0.7 * s.peak and accepted <= 1.3 * s.peak then
-      -- Within 30 % of the last measure: half of each. A period's count
-      -- is noisy when many processes report it (answers near its ends
-      -- fall on either side): 16 processes read 150–270 answers in
-      -- periods where the service accepted 200, and one short count cut
-      -- the fleet to 0.8 of capacity for 3 s. A larger move (a drop to a
-      -- quarter) is taken at once. The first wave's count is no measure
-      -- (it holds the service's saved burst: 1.4× capacity).
-      accepted = (accepted + s.peak) / 2
+    -- The fleet carried its rate: 95 % of it answered (counts are noisy
+    -- by ±10 % with 16 processes; a period with a hole read as a measure,
+    -- 166 answers and 1 throttle, cut 16 processes to 0.92 of capacity).
+    local carried = n >= 0.95 * r * sec
+    if carried and s.quiet == 0 and s.pmeas == 1 and s.acc >= 0.7 * s.pacc and s.acc <= 1.3 * s.pacc then
+      -- Two measuring periods in a row: the mean of their counts. A
+      -- process whose report reaches the next period (it ran late: 16
+      -- processes on 2 cores) moves its answers from one period's count to
+      -- the next's, ±20–45 of 200; their sum cancels it. Averaging with
+      -- the last measure instead (taken seconds before, and low) dragged
+      -- each new one down: 16 processes sat at 0.91–0.97 of capacity,
+      -- grew on the quiet and overshot every 3–4 s. A larger move (a drop
+      -- to a quarter) is taken at once; the first wave's count (the
+      -- service's saved burst: 1.4× capacity) measures nothing.
+      accepted = (s.acc + s.pacc) / (2 * sec)
     end
     local to = accepted * (1 + H)
-    if s.quiet > 0 and s.peak > 0 and accepted < 1.2 * s.peak then
+    if s.quiet > 0 and s.peak > 0 and accepted < 1.2 * s.peak and s.peak * (1 + H) < to then
       -- The first throttle after growing: what this period accepted holds
       -- the service's saved burst, which the growth was spending; the
       -- last measure is the better one (cutting to this period's count
-      -- kept 16 processes 10 % over capacity for another period).
-      to = math.min(to, s.peak * (1 + H))
+      -- kept 16 processes 10 % over capacity for another period). The
+      -- next period measures again (capcut).
+      to = s.peak * (1 + H)
+      if to < r then capcut = r end
     end
-    if n < 0.8 * r * sec then
+    if not carried then
       -- The fleet sent less than its rate: what was accepted does not
       -- measure the service (a short count cut 1000/s to 780/s on one
       -- throttle of 152 answers); cut by the share refused instead.
       to = math.max(to, r * (1 - f))
     elseif s.quiet == 0 then
-      -- Never above what was sent: more accepted answers than sends are
-      -- a count's noise or the service's burst, not its capacity.
-      s.peak, s.pm = math.min(accepted, r), 1
+      -- Never above what was sent, at this period's rate or the one
+      -- before (answers come after their sends: the period after a cut
+      -- is answered for sends at the rate before it). More accepted
+      -- answers than that are a count's noise or the service's burst.
+      s.peak = math.min(accepted, math.max(r, s.prate))
+      measured = 1
     end
-    setRate(math.max(math.min(r, to), beta * r))
+    if measured == 1 and s.capcut > 0 and to > r then
+      -- The period before cut to the last measure; this one measured the
+      -- service again, and its measure replaces that one, up to the rate
+      -- cut from. Kept, a low old measure held 16 processes below
+      -- capacity until they grew again into an overshoot.
+      setRate(math.min(to, s.capcut))
+    else
+      setRate(math.max(math.min(r, to), beta * r))
+    end
     s.quiet, s.qa = 0, 0
     s.lthr = fin
   elseif not binding then
@@ -182,13 +215,18 @@ local function decide(fin)
   else
     s.quiet = s.quiet + 1
     local q, most = s.quiet, 1
-    if r < 1.1 * s.peak and s.quiet <= 5 then
+    if r < 1.1 * s.peak and (s.quiet <= 5 or s.qsum < 0.1 * s.peak * sec) then
       -- Near the last measure, creep for a second: the service's saved
       -- burst hides an overshoot for seconds (100 tokens at 1 % over
       -- 1000/s: 10 s), and growth doubling per quiet period ran the fleet
       -- to 1.2× capacity by the time it showed — 50–120 throttles a cycle
-      -- with 16 processes. Then grow as below: the measure may be low
-      -- (creeping for good held 16 processes at 0.9 of capacity for 2 s).
+      -- with 16 processes. Then grow as below once the service has
+      -- accepted a tenth of a period beyond the measure since the last
+      -- throttle (qsum): the measure may be low (creeping for good held 16
+      -- processes at 0.9 of capacity for 2 s). Quiet periods alone are no
+      -- evidence: holes refill the service's bucket, and 16 processes at
+      -- the measure went 5 periods without a throttle, grew 5 % a period
+      -- and overshot to 1.2× capacity every few seconds.
       most, s.qa = probe, 0
     elseif r < 1.5 * s.peak then
       most, s.qa = 0.05, 0
@@ -211,6 +249,7 @@ local function decide(fin)
     s.cumd = s.cumd + sec
   end
   if full then s.pfull = 1 else s.pfull = 0 end
+  s.prate, s.pacc, s.pmeas, s.capcut = r, s.acc, measured, capcut
   -- What came in after the period's end, before it closed, is the next's.
   s.acc, s.thr, s.sent, s.wait = s.nacc, s.nthr, s.nsent, s.nwait
   s.nacc, s.nthr, s.nsent, s.nwait = 0, 0, 0, 0
@@ -237,7 +276,8 @@ if s.rate == 0 then
     local cur = s.cacc / math.max((now - s.cps) / 1e6, P / 1e6)
     setRate(math.max(s.crate, cur))
     s.meas, s.first, s.frac, s.refused, s.quiet, s.peak = 0, 1, 0, 1e9, 0, 0
-    s.pm, s.qa, s.pfull = 0, 0, 0 -- nothing measured in this episode yet
+    -- nothing measured in this episode yet
+    s.pmeas, s.qa, s.pfull, s.qsum, s.capcut, s.prate, s.pacc = 0, 0, 0, 0, 0, 0, 0
     s.ps, s.lthr, s.tat = now, now, now
     s.acc, s.thr, s.sent, s.wait, s.cum, s.cumd = 0, 0, 0, 0, 0, 0
     s.nacc, s.nthr, s.nsent, s.nwait = 0, 0, 0, 0
