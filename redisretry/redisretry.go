@@ -31,10 +31,10 @@
 //
 // Measured over separate processes (BENCHMARKS.md, "A fleet sharing one
 // limiter"), 4 to 16 processes sharing it finish within about 1 % of the
-// ideal time with a quarter of the throttles of one Goodput limiter per
-// process, and a process that joins a busy fleet is at its share within a
-// quarter of a second; 16 processes still see more throttles than one
-// process does.
+// ideal time in median with a fifth to a sixth of the throttles of one
+// Goodput limiter per process, and a process that joins a busy fleet is at
+// its share within a quarter of a second; 16 processes still see about
+// 20 % more throttles than one process does.
 package redisretry
 
 import (
